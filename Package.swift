@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ecp-worker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ecp-worker", targets: ["ecp-worker"]),
+        .executable(name: "ecpctl", targets: ["ecpctl"]),
+        .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .library(name: "Libvirt", targets: ["Libvirt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+        .target(name: "ECPProtocol"),
+        .target(
+            name: "ECPWorker",
+            dependencies: [
+                "ZeroMQ", "Libvirt", "ECPProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "ecp-worker",
+            dependencies: [
+                "ECPWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "ecpctl",
+            dependencies: [
+                "ZeroMQ", "ECPProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+        .testTarget(name: "ECPProtocolTests", dependencies: ["ECPProtocol"]),
+        .testTarget(
+            name: "ECPWorkerTests",
+            dependencies: ["ECPWorker", "ECPProtocol", "Libvirt", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol"]),
+    ]
+)

@@ -1,0 +1,283 @@
+import Foundation
+
+/// Limits the decoder enforces on a command before and while reading it.
+public struct CommandLimits: Sendable, Equatable {
+    /// The largest command document, in bytes.
+    public var maxDocumentBytes: Int
+    /// The largest domain XML in `define`, in bytes.
+    public var maxXMLBytes: Int
+    /// The largest `timeout_ms` and `wait_ms` accepted (one day by default).
+    public var maxDurationMs: Int
+
+    public init(maxDocumentBytes: Int = 1 << 20, maxXMLBytes: Int = 512 << 10, maxDurationMs: Int = 86_400_000) {
+        self.maxDocumentBytes = maxDocumentBytes
+        self.maxXMLBytes = maxXMLBytes
+        self.maxDurationMs = maxDurationMs
+    }
+
+    public static let `default` = CommandLimits()
+}
+
+/// Turns a command frame into a `Command` or the `RequestError` that says exactly what is wrong.
+///
+/// Known fields are type-checked; unknown fields are ignored, so newer senders keep working.
+public struct CommandDecoder: Sendable {
+    public var limits: CommandLimits
+
+    public init(limits: CommandLimits = .default) {
+        self.limits = limits
+    }
+
+    /// Decodes and validates one command document.
+    public func decode(_ data: Data) -> Result<Command, RequestError> {
+        if data.count > limits.maxDocumentBytes {
+            return .failure(RequestError(
+                reason: .tooLarge,
+                detail: "command is \(data.count) bytes, the limit is \(limits.maxDocumentBytes)"))
+        }
+        if data.isEmpty {
+            return .failure(RequestError(reason: .malformedJSON, detail: "command frame is empty"))
+        }
+        let raw: RawCommand
+        do {
+            raw = try JSONDecoder().decode(RawCommand.self, from: data)
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            let kind = (try? JSONDecoder().decode(JSONValue.self, from: data))?.typeDescription ?? "not an object"
+            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got \(kind)"))
+        } catch {
+            return .failure(RequestError(reason: .malformedJSON, detail: Self.describe(error)))
+        }
+        return validate(raw)
+    }
+
+    private func validate(_ raw: RawCommand) -> Result<Command, RequestError> {
+        // The id comes first, so every later error can carry it.
+        let id: String
+        switch raw.id {
+        case .absent:
+            return .failure(RequestError(reason: .missingField, field: "id", detail: "id is required"))
+        case .wrongType(let t):
+            return .failure(RequestError(reason: .invalidField, field: "id", detail: "id must be a string, got \(t)"))
+        case .value(let s):
+            if let problem = Self.idProblem(s) {
+                return .failure(RequestError(reason: .invalidField, field: "id", detail: problem))
+            }
+            id = s
+        }
+        func fail(_ reason: RequestErrorReason, _ field: String?, _ detail: String) -> Result<Command, RequestError> {
+            .failure(RequestError(reason: reason, id: id, field: field, detail: detail))
+        }
+
+        switch raw.v {
+        case .absent: return fail(.missingField, "v", "v (the protocol version) is required; this worker speaks 1")
+        case .wrongType(let t): return fail(.invalidField, "v", "v must be the integer 1, got \(t)")
+        case .value(let v) where v != 1:
+            return fail(.unsupportedVersion, "v", "protocol version \(v) is not supported; this worker speaks 1")
+        case .value: break
+        }
+
+        let op: Op
+        switch raw.op {
+        case .absent: return fail(.missingField, "op", "op is required")
+        case .wrongType(let t): return fail(.invalidField, "op", "op must be a string, got \(t)")
+        case .value(let s):
+            guard let known = Op(rawValue: s) else {
+                return fail(.unknownOp, "op", "unknown op \(Self.quote(s)); known ops: \(Op.allNames)")
+            }
+            op = known
+        }
+
+        var machine: String?
+        switch raw.machine {
+        case .absent:
+            if op.needsMachine { return fail(.missingField, "machine", "op \(op.rawValue) needs a machine (a name or UUID)") }
+        case .wrongType(let t):
+            if op.needsMachine || t != "null" {
+                return fail(.invalidField, "machine", "machine must be a name or UUID string, got \(t)")
+            }
+        case .value(let s):
+            if let problem = Self.machineProblem(s) { return fail(.invalidField, "machine", problem) }
+            machine = op.needsMachine ? s : nil
+        }
+
+        var timeoutMs: Int?
+        switch raw.timeoutMs {
+        case .absent: break
+        case .wrongType(let t):
+            if t != "null" { return fail(.invalidField, "timeout_ms", "timeout_ms must be a positive integer, got \(t)") }
+        case .value(let t):
+            guard t >= 1, t <= limits.maxDurationMs else {
+                return fail(.invalidField, "timeout_ms", "timeout_ms must be between 1 and \(limits.maxDurationMs), got \(t)")
+            }
+            timeoutMs = t
+        }
+
+        var args = Command.Arguments()
+        switch raw.args {
+        case .absent: break
+        case .wrongType(let t):
+            if t != "null" { return fail(.invalidField, "args", "args must be an object, got \(t)") }
+        case .value(let object):
+            switch decodeArguments(object, op: op) {
+            case .success(let a): args = a
+            case .failure(let e): return fail(e.reason, e.field, e.detail)
+            }
+        }
+        if op == .define && args.xml == nil {
+            return fail(.missingField, "args.xml", "op define needs args.xml, the domain XML")
+        }
+        return .success(Command(id: id, op: op, machine: machine, args: args, timeoutMs: timeoutMs))
+    }
+
+    private func decodeArguments(_ object: [String: JSONValue], op: Op) -> Result<Command.Arguments, RequestError> {
+        var args = Command.Arguments()
+        func bad(_ name: String, _ detail: String) -> Result<Command.Arguments, RequestError> {
+            .failure(RequestError(reason: .invalidField, field: "args.\(name)", detail: detail))
+        }
+        // Only the arguments of this op are read; the rest are ignored like any unknown field.
+        switch op {
+        case .start:
+            if let v = object["paused"], v != .null {
+                guard let b = v.boolValue else { return bad("paused", "args.paused must be a boolean, got \(v.typeDescription)") }
+                args.paused = b
+            }
+        case .shutdown:
+            if let v = object["wait_ms"], v != .null {
+                guard case .int(let n) = v else { return bad("wait_ms", "args.wait_ms must be an integer, got \(v.typeDescription)") }
+                guard n >= 0, n <= Int64(limits.maxDurationMs) else {
+                    return bad("wait_ms", "args.wait_ms must be between 0 and \(limits.maxDurationMs), got \(n)")
+                }
+                args.waitMs = Int(n)
+            }
+            if let v = object["force"], v != .null {
+                guard let b = v.boolValue else { return bad("force", "args.force must be a boolean, got \(v.typeDescription)") }
+                args.force = b
+            }
+            if args.force == true && args.waitMs == nil {
+                return bad("force", "args.force needs args.wait_ms: how long to wait before destroying the machine")
+            }
+        case .define:
+            if let v = object["xml"], v != .null {
+                guard let s = v.stringValue else { return bad("xml", "args.xml must be a string, got \(v.typeDescription)") }
+                guard !s.isEmpty else { return bad("xml", "args.xml is empty") }
+                guard s.utf8.count <= limits.maxXMLBytes else {
+                    return .failure(RequestError(
+                        reason: .tooLarge, field: "args.xml",
+                        detail: "args.xml is \(s.utf8.count) bytes, the limit is \(limits.maxXMLBytes)"))
+                }
+                args.xml = s
+            }
+        default:
+            break
+        }
+        return .success(args)
+    }
+
+    /// Why an id is not acceptable, or nil.
+    public static func idProblem(_ id: String) -> String? {
+        if id.isEmpty { return "id must be 1 to 128 characters of [A-Za-z0-9._:-], got an empty string" }
+        if id.utf8.count > 128 { return "id must be 1 to 128 characters of [A-Za-z0-9._:-], got \(id.utf8.count)" }
+        for b in id.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: ":"), UInt8(ascii: "-"):
+                continue
+            default:
+                return "id must be 1 to 128 characters of [A-Za-z0-9._:-], got \(quote(id))"
+            }
+        }
+        return nil
+    }
+
+    /// Why a machine reference is not acceptable, or nil.
+    public static func machineProblem(_ machine: String) -> String? {
+        if machine.isEmpty { return "machine must be a name or UUID, got an empty string" }
+        if machine.utf8.count > 255 { return "machine must be at most 255 bytes, got \(machine.utf8.count)" }
+        if machine.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            return "machine must not contain control characters, got \(quote(machine))"
+        }
+        if machine.first!.isWhitespace || machine.last!.isWhitespace {
+            return "machine must not begin or end with white space, got \(quote(machine))"
+        }
+        return nil
+    }
+
+    /// A string as a JSON literal, so control characters never reach a log or a dialog raw.
+    public static func quote(_ s: String, limit: Int = 80) -> String {
+        let clipped = s.count > limit ? String(s.prefix(limit)) + "…" : s
+        var out = "\""
+        for scalar in clipped.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value) {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            var text = "command is not valid JSON"
+            if let underlying = context.underlyingError {
+                let u = "\(underlying)"
+                if let r = u.range(of: "NSDebugDescription=") {
+                    text += ": " + u[r.upperBound...].prefix(160).trimmingCharacters(in: CharacterSet(charactersIn: "})"))
+                }
+            } else if !context.debugDescription.isEmpty {
+                text += ": " + context.debugDescription.prefix(160)
+            }
+            return text
+        }
+        return "command is not valid JSON"
+    }
+}
+
+/// A field as found: missing, of the wrong JSON type, or a value of the expected type.
+enum Field<T: Sendable>: Sendable {
+    case absent
+    case wrongType(String)
+    case value(T)
+}
+
+/// The command's known fields, read without failing on any one of them.
+struct RawCommand: Decodable {
+    var v: Field<Int> = .absent
+    var id: Field<String> = .absent
+    var op: Field<String> = .absent
+    var machine: Field<String> = .absent
+    var args: Field<[String: JSONValue]> = .absent
+    var timeoutMs: Field<Int> = .absent
+
+    enum Key: String, CodingKey {
+        case v, id, op, machine, args
+        case timeoutMs = "timeout_ms"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        v = Self.read(c, .v, Int.self)
+        id = Self.read(c, .id, String.self)
+        op = Self.read(c, .op, String.self)
+        machine = Self.read(c, .machine, String.self)
+        args = Self.read(c, .args, [String: JSONValue].self)
+        timeoutMs = Self.read(c, .timeoutMs, Int.self)
+    }
+
+    static func read<T: Decodable & Sendable>(_ c: KeyedDecodingContainer<Key>, _ key: Key, _: T.Type) -> Field<T> {
+        guard c.contains(key) else { return .absent }
+        if let value = try? c.decode(T.self, forKey: key) { return .value(value) }
+        let actual = (try? c.decode(JSONValue.self, forKey: key))?.typeDescription ?? "an unreadable value"
+        if T.self == Int.self, actual == "a number" { return .wrongType("a non-integer number") }
+        return .wrongType(actual)
+    }
+}

@@ -1,0 +1,378 @@
+import Foundation
+
+/// The fields every message carries: added by the publisher around a message's own fields.
+public struct Envelope: Codable, Sendable, Equatable {
+    public var v: Int
+    public var type: String
+    public var worker: String
+    public var run: String
+    public var seq: UInt64
+    public var ts: String
+}
+
+/// `accepted`: the command parsed and validated and is about to run.
+public struct AcceptedMessage: Codable, Sendable, Equatable {
+    public var type = "accepted"
+    public var id: String
+    public var op: String
+    public var machine: String?
+
+    public init(id: String, op: String, machine: String?) {
+        self.id = id
+        self.op = op
+        self.machine = machine
+    }
+}
+
+/// `result`: what came of a command.
+public struct ResultMessage: Codable, Sendable, Equatable {
+    public var type = "result"
+    public var id: String
+    public var op: String
+    public var machine: String?
+    public var ok: Bool
+    public var changed: Bool?
+    public var state: String?
+    public var data: JSONValue?
+    public var error: ErrorRecord?
+    public var durationMs: Double
+    public var duplicate: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case type, id, op, machine, ok, changed, state, data, error, duplicate
+        case durationMs = "duration_ms"
+    }
+
+    public init(
+        id: String, op: String, machine: String?, ok: Bool, changed: Bool? = nil, state: String? = nil,
+        data: JSONValue? = nil, error: ErrorRecord? = nil, durationMs: Double, duplicate: Bool? = nil
+    ) {
+        self.id = id
+        self.op = op
+        self.machine = machine
+        self.ok = ok
+        self.changed = changed
+        self.state = state
+        self.data = data
+        self.error = error
+        self.durationMs = durationMs
+        self.duplicate = duplicate
+    }
+}
+
+/// The error inside a failed result: libvirt's, or the worker's own (a deadline, a shutdown).
+public enum ErrorRecord: Codable, Sendable, Equatable {
+    case libvirt(E2LibvirtErrorRecord)
+    case worker(WorkerErrorRecord)
+
+    /// The one sentence for a person.
+    public var summary: String {
+        switch self {
+        case .libvirt(let e): return e.summary
+        case .worker(let e): return e.summary
+        }
+    }
+
+    /// The error's category.
+    public var category: String {
+        switch self {
+        case .libvirt(let e): return e.category
+        case .worker(let e): return e.category
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        struct Probe: Decodable { var type: String }
+        let probe = try Probe(from: decoder)
+        if probe.type == E2LibvirtErrorRecord.typeName {
+            self = .libvirt(try E2LibvirtErrorRecord(from: decoder))
+        } else {
+            self = .worker(try WorkerErrorRecord(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .libvirt(let e): try e.encode(to: encoder)
+        case .worker(let e): try e.encode(to: encoder)
+        }
+    }
+}
+
+/// An error of the worker itself, not of libvirt: `type` is `timeout` (a deadline passed) or
+/// `cancelled` (the worker stopped before the command could run).
+public struct WorkerErrorRecord: Codable, Sendable, Equatable {
+    public var type: String
+    public var category: String
+    public var retryable: Bool
+    public var message: String
+    public var summary: String
+    public var timeoutMs: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case type, category, retryable, message, summary
+        case timeoutMs = "timeout_ms"
+    }
+
+    public init(type: String, category: String, retryable: Bool, message: String, summary: String, timeoutMs: Int? = nil) {
+        self.type = type
+        self.category = category
+        self.retryable = retryable
+        self.message = message
+        self.summary = summary
+        self.timeoutMs = timeoutMs
+    }
+}
+
+/// `E2LibvirtError`: everything libvirt said about a failure, plus what the worker makes of it.
+public struct E2LibvirtErrorRecord: Codable, Sendable, Equatable {
+    public static let typeName = "E2LibvirtError"
+    public var type = E2LibvirtErrorRecord.typeName
+    public var id: String?
+    public var op: String?
+    public var machine: String?
+    public var code: Int32
+    public var codeName: String
+    public var domain: Int32
+    public var domainName: String
+    public var level: String
+    public var message: String?
+    public var str1: String?
+    public var str2: String?
+    public var str3: String?
+    public var int1: Int32
+    public var int2: Int32
+    public var category: String
+    public var retryable: Bool
+    public var summary: String
+
+    enum CodingKeys: String, CodingKey {
+        case type, id, op, machine, code, domain, level, message, str1, str2, str3, int1, int2, category, retryable, summary
+        case codeName = "code_name"
+        case domainName = "domain_name"
+    }
+
+    public init(
+        id: String?, op: String?, machine: String?, code: Int32, codeName: String, domain: Int32, domainName: String,
+        level: String, message: String?, str1: String?, str2: String?, str3: String?, int1: Int32, int2: Int32,
+        category: String, retryable: Bool, summary: String
+    ) {
+        self.id = id
+        self.op = op
+        self.machine = machine
+        self.code = code
+        self.codeName = codeName
+        self.domain = domain
+        self.domainName = domainName
+        self.level = level
+        self.message = message
+        self.str1 = str1
+        self.str2 = str2
+        self.str3 = str3
+        self.int1 = int1
+        self.int2 = int2
+        self.category = category
+        self.retryable = retryable
+        self.summary = summary
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encodeIfPresent(id, forKey: .id)
+        try c.encodeIfPresent(op, forKey: .op)
+        try c.encodeIfPresent(machine, forKey: .machine)
+        try c.encode(code, forKey: .code)
+        try c.encode(codeName, forKey: .codeName)
+        try c.encode(domain, forKey: .domain)
+        try c.encode(domainName, forKey: .domainName)
+        try c.encode(level, forKey: .level)
+        // libvirt's optional strings are always present, null when libvirt gave none.
+        try c.encode(message, forKey: .message)
+        try c.encode(str1, forKey: .str1)
+        try c.encode(str2, forKey: .str2)
+        try c.encode(str3, forKey: .str3)
+        try c.encode(int1, forKey: .int1)
+        try c.encode(int2, forKey: .int2)
+        try c.encode(category, forKey: .category)
+        try c.encode(retryable, forKey: .retryable)
+        try c.encode(summary, forKey: .summary)
+    }
+}
+
+/// `request_error`: a command that could not be parsed or validated.
+public struct RequestErrorMessage: Codable, Sendable, Equatable {
+    public var type = "request_error"
+    public var id: String?
+    public var reason: String
+    public var field: String?
+    public var detail: String
+
+    public init(_ error: RequestError) {
+        id = error.id
+        reason = error.reason.rawValue
+        field = error.field
+        detail = error.detail
+    }
+}
+
+/// `machine.event`: a lifecycle change libvirt reported, whoever caused it.
+public struct MachineEventMessage: Codable, Sendable, Equatable {
+    public var type = "machine.event"
+    public var machine: String
+    public var uuid: String
+    public var event: String
+    public var detail: String
+    public var state: String?
+
+    public init(machine: String, uuid: String, event: String, detail: String, state: String?) {
+        self.machine = machine
+        self.uuid = uuid
+        self.event = event
+        self.detail = detail
+        self.state = state
+    }
+}
+
+/// `heartbeat`: the worker is alive, and how it is doing.
+public struct HeartbeatMessage: Codable, Sendable, Equatable {
+    public var type = "heartbeat"
+    public var uptimeS: Double
+    public var libvirt: String
+    public var inFlight: Int
+    public var processed: UInt64
+    public var failed: UInt64
+    public var intervalMs: Int
+
+    enum CodingKeys: String, CodingKey {
+        case type, libvirt, processed, failed
+        case uptimeS = "uptime_s"
+        case inFlight = "in_flight"
+        case intervalMs = "interval_ms"
+    }
+
+    public init(uptimeS: Double, libvirt: String, inFlight: Int, processed: UInt64, failed: UInt64, intervalMs: Int) {
+        self.uptimeS = uptimeS
+        self.libvirt = libvirt
+        self.inFlight = inFlight
+        self.processed = processed
+        self.failed = failed
+        self.intervalMs = intervalMs
+    }
+}
+
+/// `worker.started`.
+public struct WorkerStartedMessage: Codable, Sendable, Equatable {
+    public var type = "worker.started"
+    public var version: String
+    public var libvirtUri: String
+    public var endpoints: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case type, version, endpoints
+        case libvirtUri = "libvirt_uri"
+    }
+
+    public init(version: String, libvirtUri: String, endpoints: [String: String]) {
+        self.version = version
+        self.libvirtUri = libvirtUri
+        self.endpoints = endpoints
+    }
+}
+
+/// `worker.stopping`.
+public struct WorkerStoppingMessage: Codable, Sendable, Equatable {
+    public var type = "worker.stopping"
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+}
+
+/// `restore.outcome`: what a restore did to one machine of the state table.
+public struct RestoreOutcomeMessage: Codable, Sendable, Equatable {
+    public var type = "restore.outcome"
+    public var restoreId: String
+    public var trigger: String
+    public var machine: String
+    public var uuid: String
+    public var desired: String
+    public var found: String?
+    public var action: String
+    public var error: ErrorRecord?
+    public var durationMs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case type, trigger, machine, uuid, desired, found, action, error
+        case restoreId = "restore_id"
+        case durationMs = "duration_ms"
+    }
+
+    public init(
+        restoreId: String, trigger: String, machine: String, uuid: String, desired: String, found: String?,
+        action: String, error: ErrorRecord? = nil, durationMs: Double
+    ) {
+        self.restoreId = restoreId
+        self.trigger = trigger
+        self.machine = machine
+        self.uuid = uuid
+        self.desired = desired
+        self.found = found
+        self.action = action
+        self.error = error
+        self.durationMs = durationMs
+    }
+}
+
+/// `restore.summary`: the whole restore, counted.
+public struct RestoreSummaryMessage: Codable, Sendable, Equatable {
+    public var type = "restore.summary"
+    public var restoreId: String
+    public var trigger: String
+    public var table: String
+    public var stateFile: String
+    public var total: Int
+    public var counts: [String: Int]
+    public var durationMs: Double
+    /// For a corrupt table: where the unreadable file was moved, and why it could not be read.
+    public var corruptFile: String?
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, trigger, table, total, counts, error
+        case restoreId = "restore_id"
+        case stateFile = "state_file"
+        case durationMs = "duration_ms"
+        case corruptFile = "corrupt_file"
+    }
+
+    public init(
+        restoreId: String, trigger: String, table: String, stateFile: String, total: Int, counts: [String: Int],
+        durationMs: Double, corruptFile: String? = nil, error: String? = nil
+    ) {
+        self.restoreId = restoreId
+        self.trigger = trigger
+        self.table = table
+        self.stateFile = stateFile
+        self.total = total
+        self.counts = counts
+        self.durationMs = durationMs
+        self.corruptFile = corruptFile
+        self.error = error
+    }
+}
+
+/// Topic names of the events socket.
+public enum Topic {
+    public static func ack(_ worker: String) -> String { "ack.\(worker)" }
+    public static func result(_ worker: String) -> String { "result.\(worker)" }
+    public static func libvirtError(_ worker: String) -> String { "error.libvirt.\(worker)" }
+    public static func requestError(_ worker: String) -> String { "error.request.\(worker)" }
+    public static func restore(_ worker: String) -> String { "restore.\(worker)" }
+    public static func machine(_ worker: String) -> String { "machine.\(worker)" }
+    public static func heartbeat(_ worker: String) -> String { "heartbeat.\(worker)" }
+    public static func worker(_ worker: String) -> String { "worker.\(worker)" }
+    public static func command(_ worker: String) -> String { "cmd.\(worker)" }
+    public static let commandAll = "cmd.all"
+}

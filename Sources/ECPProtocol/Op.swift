@@ -1,0 +1,35 @@
+/// The operations a command can ask for (the `op` field).
+public enum Op: String, Sendable, CaseIterable, Codable {
+    case start, shutdown, destroy, reboot, suspend, resume
+    case define, undefine, status, list
+    case restore, report, ping
+
+    /// Whether the command must name a machine.
+    public var needsMachine: Bool {
+        switch self {
+        case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .undefine, .status: return true
+        case .define, .list, .restore, .report, .ping: return false
+        }
+    }
+
+    /// Whether a success can change a machine's state (and so the state table's `desired`).
+    public var changesState: Bool {
+        switch self {
+        case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .define, .undefine: return true
+        case .status, .list, .restore, .report, .ping: return false
+        }
+    }
+
+    /// The verb a person reads in a summary ("start", "shut down").
+    public var verb: String {
+        switch self {
+        case .shutdown: return "shut down"
+        case .status: return "read the state of"
+        case .list: return "list machines"
+        default: return rawValue
+        }
+    }
+
+    /// Every op name, for error messages.
+    public static let allNames: String = allCases.map(\.rawValue).joined(separator: ", ")
+}

@@ -1,0 +1,418 @@
+import ECPProtocol
+import Foundation
+import Libvirt
+import Logging
+import Synchronization
+
+/// Where a command came from, and so where its answers go besides the events socket.
+public enum Origin: Sendable, Equatable {
+    /// The commands (SUB) socket: answers are published only.
+    case commands
+    /// The control (ROUTER) socket: the result is also the reply, mirroring the request's envelope.
+    case control(ReplyRoute)
+    /// The worker itself (the startup restore).
+    case local
+
+    var reply: ReplyRoute? {
+        if case .control(let r) = self { return r }
+        return nil
+    }
+
+    var name: String {
+        switch self {
+        case .commands: return "commands"
+        case .control: return "control"
+        case .local: return "local"
+        }
+    }
+}
+
+/// The engine's settings.
+public struct EngineConfiguration: Sendable {
+    public var workerID: String
+    public var libvirtURI: String
+    public var maxParallel: Int
+    public var limits: CommandLimits
+    public var dedupeCapacity: Int
+    public var dedupeWindowSeconds: Double
+
+    public init(
+        workerID: String, libvirtURI: String, maxParallel: Int = 8, limits: CommandLimits = .default,
+        dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600
+    ) {
+        self.workerID = workerID
+        self.libvirtURI = libvirtURI
+        self.maxParallel = maxParallel
+        self.limits = limits
+        self.dedupeCapacity = dedupeCapacity
+        self.dedupeWindowSeconds = dedupeWindowSeconds
+    }
+}
+
+/// One accepted command on its way through the dispatcher.
+final class Job: Sendable {
+    let command: Command
+    let origin: Origin
+    let acceptedAt: UInt64
+    let lanes: [String]
+    private let finished = Mutex(false)
+
+    init(command: Command, origin: Origin, lanes: [String]) {
+        self.command = command
+        self.origin = origin
+        self.acceptedAt = monotonicNanos()
+        self.lanes = lanes
+    }
+
+    /// True for exactly one caller: whoever finishes the job first (its run or its deadline).
+    func claim() -> Bool {
+        finished.withLock { done in
+            if done { return false }
+            done = true
+            return true
+        }
+    }
+}
+
+/// The worker's pipeline behind the sockets: decode and validate, acknowledge, de-duplicate,
+/// order per machine, run through libvirt, and publish what came of it.
+///
+/// It knows nothing of ZeroMQ: commands come in through `submit`, messages leave through a
+/// `MessageSink`, so tests drive it in memory.
+public final class Engine: Sendable {
+    let config: EngineConfiguration
+    let sink: any MessageSink
+    let logger: Logger
+    let session: LibvirtSession
+    private let decoder: CommandDecoder
+    private let operations: Operations
+    private let cache: IdempotencyCache<Origin>
+    private let dispatcher: Mutex<Dispatcher<Job>?> = Mutex(nil)
+    private let accepting = Atomic<Bool>(true)
+    private let counters = Counters()
+    let startedAt = monotonicNanos()
+    private let topics: Topics
+
+    /// Counters for heartbeats.
+    final class Counters: Sendable {
+        let inFlight = Atomic<Int>(0)
+        let processed = Atomic<UInt64>(0)
+        let failed = Atomic<UInt64>(0)
+    }
+
+    struct Topics: Sendable {
+        let ack, result, libvirtError, requestError, machine, heartbeat, worker, restore: String
+        init(_ id: String) {
+            ack = Topic.ack(id)
+            result = Topic.result(id)
+            libvirtError = Topic.libvirtError(id)
+            requestError = Topic.requestError(id)
+            machine = Topic.machine(id)
+            heartbeat = Topic.heartbeat(id)
+            worker = Topic.worker(id)
+            restore = Topic.restore(id)
+        }
+    }
+
+    public init(configuration: EngineConfiguration, sink: any MessageSink, logger: Logger) {
+        self.config = configuration
+        self.sink = sink
+        self.logger = logger
+        self.decoder = CommandDecoder(limits: configuration.limits)
+        self.cache = IdempotencyCache(
+            capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds)
+        self.topics = Topics(configuration.workerID)
+        let box = SessionCallbacks()
+        self.session = LibvirtSession(
+            uri: configuration.libvirtURI, logger: logger,
+            onEvent: { event in box.engine?.handleLifecycle(event) },
+            onConnectionChange: { connected in box.engine?.connectionChanged(connected) })
+        self.operations = Operations(session: session, startedAt: startedAt)
+        box.engine = self
+        let dispatcher = Dispatcher<Job>(threads: configuration.maxParallel, name: "ecp-exec") { [weak self] job in
+            self?.run(job)
+        }
+        self.dispatcher.withLock { $0 = dispatcher }
+    }
+
+    /// Breaks the cycle between the session's callbacks and the engine.
+    private final class SessionCallbacks: @unchecked Sendable {
+        weak var engine: Engine?
+    }
+
+    /// Opens libvirt; a failure is logged and the worker keeps trying in the background.
+    public func start() {
+        if let error = session.start() {
+            logger.error(
+                "libvirt connection failed; the worker runs on and retries",
+                metadata: error.logMetadata.merging(["libvirt.uri": "\(config.libvirtURI)"]) { _, new in new })
+        } else {
+            logger.info("libvirt connected", metadata: ["libvirt.uri": "\(config.libvirtURI)"])
+        }
+    }
+
+    // MARK: intake
+
+    /// Takes one command document. Called by the transport's thread; never blocks on libvirt.
+    public func submit(_ payload: Data, from origin: Origin) {
+        let command: Command
+        switch decoder.decode(payload) {
+        case .failure(let error):
+            rejectRequest(error, origin: origin)
+            return
+        case .success(let c):
+            command = c
+        }
+        guard accepting.load(ordering: .relaxed) else {
+            rejectRequest(
+                RequestError(reason: .busy, id: command.id, detail: "the worker is stopping and takes no more commands"),
+                origin: origin)
+            return
+        }
+        if command.op == .restore || command.op == .report {
+            rejectRequest(
+                RequestError(
+                    reason: .unknownOp, id: command.id, field: "op",
+                    detail: "op \(command.op.rawValue) is not available in this worker"),
+                origin: origin)
+            return
+        }
+        switch cache.begin(command.id, waiter: origin) {
+        case .new:
+            break
+        case .running:
+            logger.debug("duplicate command id; answering when the first run ends", metadata: commandMetadata(command))
+            return
+        case .done(var first):
+            first.duplicate = true
+            logger.debug("duplicate command id; answering with the first result", metadata: commandMetadata(command))
+            sink.send(Outgoing(topic: topics.result, body: Codec.encode(first), reply: origin.reply))
+            return
+        }
+        sink.send(Outgoing(
+            topic: topics.ack,
+            body: Codec.encode(AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine))))
+        counters.inFlight.add(1, ordering: .relaxed)
+        let job = Job(command: command, origin: origin, lanes: lanes(for: command))
+        if let timeout = command.timeoutMs {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [weak self] in
+                self?.expire(job)
+            }
+        }
+        dispatcher.withLock { $0 }?.submit(job, lanes: job.lanes)
+    }
+
+    /// Lanes serialise commands per machine; a UUID is compared case-insensitively.
+    private func lanes(for command: Command) -> [String] {
+        guard let machine = command.machine else { return [] }
+        return [Self.laneKey(machine)]
+    }
+
+    static func laneKey(_ machine: String) -> String {
+        machine.utf8.count == 36 && machine.contains("-") ? machine.lowercased() : machine
+    }
+
+    /// Answers a frame that did not have the shape of a request (wrong frame count).
+    public func rejectFrames(detail: String, origin: Origin) {
+        rejectRequest(RequestError(reason: .badFrames, detail: detail), origin: origin)
+    }
+
+    func rejectRequest(_ error: RequestError, origin: Origin) {
+        var metadata: Logger.Metadata = [
+            "request.reason": "\(error.reason.rawValue)", "request.detail": "\(error.detail)",
+            "request.origin": "\(origin.name)",
+        ]
+        if let id = error.id { metadata["command.id"] = "\(id)" }
+        if let field = error.field { metadata["request.field"] = "\(field)" }
+        logger.warning("command refused", metadata: metadata)
+        sink.send(Outgoing(topic: topics.requestError, body: Codec.encode(RequestErrorMessage(error)), reply: origin.reply))
+    }
+
+    // MARK: execution
+
+    private func run(_ job: Job) {
+        let command = job.command
+        let outcome = operations.run(command)
+        finish(job, outcome: outcome)
+    }
+
+    private func expire(_ job: Job) {
+        guard job.claim() else { return }
+        let command = job.command
+        let timeout = command.timeoutMs ?? 0
+        let what = command.machine.map { "\(command.op.verb) machine '\($0)'" } ?? command.op.verb
+        let record = WorkerErrorRecord(
+            type: "timeout", category: "timeout", retryable: true,
+            message: "command did not finish within timeout_ms (\(timeout) ms)",
+            summary: "worker: cannot \(what): it did not finish within \(timeout) ms; the libvirt call goes on and any state change it makes is reported as a machine.event",
+            timeoutMs: timeout)
+        logger.warning("command timed out", metadata: commandMetadata(command).merging(["timeout_ms": "\(timeout)"]) { _, n in n })
+        publishResult(job, outcome: .failed(.worker(record)))
+        // The machine's lane is freed: the worker moves on while the libvirt call runs out.
+        dispatcher.withLock { $0 }?.release(job)
+    }
+
+    private func finish(_ job: Job, outcome: OpOutcome) {
+        guard job.claim() else {
+            var metadata = commandMetadata(job.command)
+            metadata["command.late"] = "true"
+            if case .libvirt(let e, _) = outcome.failure { metadata.merge(e.logMetadata) { _, n in n } }
+            logger.notice("command finished after its deadline", metadata: metadata)
+            return
+        }
+        publishResult(job, outcome: outcome)
+        dispatcher.withLock { $0 }?.release(job)
+    }
+
+    private func publishResult(_ job: Job, outcome: OpOutcome) {
+        let command = job.command
+        let duration = millis(since: job.acceptedAt)
+        var result = ResultMessage(
+            id: command.id, op: command.op.rawValue, machine: command.machine, ok: outcome.failure == nil,
+            durationMs: duration)
+        switch outcome.failure {
+        case .none:
+            result.changed = outcome.changed
+            result.state = outcome.state?.name
+            result.data = outcome.data ?? .object([:])
+        case .libvirt(let error, let action):
+            let record = E2LibvirtErrorRecord(
+                error, id: command.id, op: command.op.rawValue, machine: command.machine, action: action)
+            result.error = .libvirt(record)
+            logger.error(
+                "command failed",
+                metadata: commandMetadata(command).merging(error.logMetadata) { _, n in n }.merging([
+                    "error.category": "\(record.category)", "error.retryable": "\(record.retryable)",
+                    "error.summary": "\(record.summary)", "duration_ms": "\(duration)",
+                ]) { _, n in n })
+            sink.send(Outgoing(topic: topics.libvirtError, body: Codec.encode(record)))
+        case .worker(let record):
+            result.error = .worker(record)
+            logger.error(
+                "command failed",
+                metadata: commandMetadata(command).merging([
+                    "error.type": "\(record.type)", "error.category": "\(record.category)",
+                    "error.summary": "\(record.summary)", "duration_ms": "\(duration)",
+                ]) { _, n in n })
+        }
+        if outcome.failure == nil {
+            logger.debug(
+                "command done",
+                metadata: commandMetadata(command).merging([
+                    "command.changed": "\(outcome.changed)", "machine.state": "\(outcome.state?.name ?? "-")",
+                    "duration_ms": "\(duration)",
+                ]) { _, n in n })
+        }
+        counters.processed.add(1, ordering: .relaxed)
+        if outcome.failure != nil { counters.failed.add(1, ordering: .relaxed) }
+        counters.inFlight.subtract(1, ordering: .relaxed)
+        let waiters = cache.complete(command.id, result: result)
+        sink.send(Outgoing(topic: topics.result, body: Codec.encode(result), reply: job.origin.reply))
+        if !waiters.isEmpty {
+            var duplicate = result
+            duplicate.duplicate = true
+            let body = Codec.encode(duplicate)
+            for waiter in waiters {
+                sink.send(Outgoing(topic: topics.result, body: body, reply: waiter.reply))
+            }
+        }
+    }
+
+    func commandMetadata(_ command: Command) -> Logger.Metadata {
+        var m: Logger.Metadata = ["command.id": "\(command.id)", "command.op": "\(command.op.rawValue)"]
+        if let machine = command.machine { m["machine.name"] = "\(machine)" }
+        return m
+    }
+
+    // MARK: events
+
+    func handleLifecycle(_ event: LifecycleEvent) {
+        let state = Self.stateAfter(event)
+        logger.info(
+            "machine lifecycle event",
+            metadata: [
+                "machine.name": "\(event.domainName)", "machine.uuid": "\(event.domainUUID)",
+                "event.name": "\(event.eventName)", "event.detail": "\(event.detailName)",
+                "machine.state": "\(state?.name ?? "-")",
+            ])
+        sink.send(Outgoing(
+            topic: topics.machine,
+            body: Codec.encode(MachineEventMessage(
+                machine: event.domainName, uuid: event.domainUUID, event: event.eventName,
+                detail: event.detailName, state: state?.name))))
+    }
+
+    /// The state a lifecycle event leaves the machine in, without asking libvirt from the event thread.
+    static func stateAfter(_ event: LifecycleEvent) -> DomainState? {
+        switch event.eventName {
+        case "started", "resumed": return .running
+        case "suspended": return .paused
+        case "stopped": return .shutoff
+        case "shutdown": return event.detailName == "finished" ? .shutoff : .shutdown
+        case "crashed": return .crashed
+        case "pmsuspended": return .pmsuspended
+        case "defined": return nil
+        default: return nil
+        }
+    }
+
+    private func connectionChanged(_ connected: Bool) {
+        // Heartbeats carry the state; nothing else to do here yet.
+    }
+
+    /// Publishes one heartbeat.
+    public func heartbeat(intervalMs: Int) {
+        let message = HeartbeatMessage(
+            uptimeS: (Double(monotonicNanos() - startedAt) / 1e6).rounded() / 1000,
+            libvirt: session.isConnected ? "connected" : "disconnected",
+            inFlight: counters.inFlight.load(ordering: .relaxed),
+            processed: counters.processed.load(ordering: .relaxed),
+            failed: counters.failed.load(ordering: .relaxed),
+            intervalMs: intervalMs)
+        sink.send(Outgoing(topic: topics.heartbeat, body: Codec.encode(message)))
+    }
+
+    /// Publishes `worker.started`.
+    public func announceStart(version: String, endpoints: [String: String]) {
+        sink.send(Outgoing(
+            topic: topics.worker,
+            body: Codec.encode(WorkerStartedMessage(version: version, libvirtUri: config.libvirtURI, endpoints: endpoints))))
+    }
+
+    /// Publishes `worker.stopping`.
+    public func announceStop(reason: String) {
+        sink.send(Outgoing(topic: topics.worker, body: Codec.encode(WorkerStoppingMessage(reason: reason))))
+    }
+
+    // MARK: shutdown
+
+    /// Commands in flight (accepted, not yet answered).
+    public var inFlight: Int { counters.inFlight.load(ordering: .relaxed) }
+
+    /// Stops taking commands: from now on they are answered `busy`.
+    public func stopIntake() {
+        accepting.store(false, ordering: .relaxed)
+    }
+
+    /// Waits up to `graceSeconds` for commands in flight; those that have not started by then are
+    /// answered with a `cancelled` error. Then stops the threads and the libvirt session.
+    public func drain(graceSeconds: Double) async {
+        let deadline = monotonicNanos() + UInt64(graceSeconds * 1e9)
+        while inFlight > 0 && monotonicNanos() < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let dispatcher = self.dispatcher.withLock { $0 }
+        for job in dispatcher?.drainQueued() ?? [] where job.claim() {
+            let record = WorkerErrorRecord(
+                type: "cancelled", category: "resource", retryable: true,
+                message: "the worker stopped before the command could run",
+                summary: "worker: the command was not run because the worker is stopping; send it again when the worker is back")
+            publishResult(job, outcome: .failed(.worker(record)))
+        }
+        if inFlight > 0 {
+            logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])
+        }
+        dispatcher?.stop()
+        session.stop()
+    }
+}

@@ -1,0 +1,94 @@
+import DequeModule
+import ECPProtocol
+import Foundation
+
+/// Remembers recent command ids and their results, so a command sent twice runs once.
+///
+/// An id is kept while it is among the last `capacity` ids or younger than `window`, whichever
+/// keeps it longer, but never past `hardLimit` entries, so memory stays bounded under a flood.
+final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
+    enum Lookup {
+        /// First time: run it.
+        case new
+        /// Running now: the waiter was added and gets the result when it ends.
+        case running
+        /// Done: here is the first execution's result.
+        case done(ResultMessage)
+    }
+
+    private enum Entry {
+        case running([Waiter])
+        case done(ResultMessage)
+    }
+
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    private var order = Deque<(id: String, at: UInt64)>()
+    let capacity: Int
+    let window: UInt64
+    let hardLimit: Int
+
+    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int = 1_000_000) {
+        self.capacity = capacity
+        self.window = UInt64(windowSeconds * 1e9)
+        self.hardLimit = max(hardLimit, capacity)
+    }
+
+    /// Looks an id up and, when new, records it as running.
+    func begin(_ id: String, waiter: Waiter) -> Lookup {
+        lock.lock()
+        defer { lock.unlock() }
+        switch entries[id] {
+        case .none:
+            entries[id] = .running([])
+            order.append((id, monotonicNanos()))
+            evict()
+            return .new
+        case .running(var waiters):
+            waiters.append(waiter)
+            entries[id] = .running(waiters)
+            return .running
+        case .done(let result):
+            return .done(result)
+        }
+    }
+
+    /// Records the result and returns the duplicates that waited for it.
+    func complete(_ id: String, result: ResultMessage) -> [Waiter] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard case .running(let waiters) = entries[id] else { return [] }
+        entries[id] = .done(result)
+        return waiters
+    }
+
+    /// Forgets an id (a command that was never run, e.g. refused at shutdown).
+    func forget(_ id: String) -> [Waiter] {
+        lock.lock()
+        defer { lock.unlock() }
+        if case .running(let waiters) = entries.removeValue(forKey: id) { return waiters }
+        return []
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries.count
+    }
+
+    private func evict() {
+        let now = monotonicNanos()
+        var budget = order.count
+        while let oldest = order.first, order.count > capacity, budget > 0 {
+            budget -= 1
+            if order.count <= hardLimit && now &- oldest.at < window { break }
+            order.removeFirst()
+            // Only finished entries go; a running one is kept until it completes.
+            if case .done = entries[oldest.id] {
+                entries.removeValue(forKey: oldest.id)
+            } else {
+                order.append((oldest.id, now))
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import ECPProtocol
+import Foundation
+import Libvirt
+
+/// What an operation came to, before it is written as a result.
+struct OpOutcome: Sendable {
+    var changed: Bool = false
+    var state: DomainState?
+    var data: JSONValue?
+    /// The machine's identity, when the op resolved one (for the state table and the result).
+    var machineName: String?
+    var machineUUID: String?
+    var failure: OpFailure?
+
+    static func failed(_ failure: OpFailure) -> OpOutcome {
+        var o = OpOutcome()
+        o.failure = failure
+        return o
+    }
+}
+
+/// Why an operation failed.
+enum OpFailure: Error, Sendable {
+    /// libvirt said no; `action` is the phrase for the summary ("start machine 'web1'").
+    case libvirt(LibvirtError, action: String)
+    /// The worker's own error (a wait that ran out).
+    case worker(WorkerErrorRecord)
+}
+
+/// Carries out commands against a libvirt connection. Each method runs on a dispatcher thread
+/// and blocks for as long as libvirt does.
+struct Operations: Sendable {
+    let session: LibvirtSession
+    let startedAt: UInt64
+
+    func run(_ command: Command) -> OpOutcome {
+        switch command.op {
+        case .ping:
+            var o = OpOutcome()
+            o.data = ["uptime_s": .double((Double(monotonicNanos() - startedAt) / 1e9 * 1000).rounded() / 1000)]
+            return o
+        case .list: return list()
+        case .define: return define(xml: command.args.xml ?? "")
+        case .restore, .report:
+            // Handled by the engine before it gets here.
+            return OpOutcome()
+        default:
+            return onMachine(command)
+        }
+    }
+
+    private func actionPhrase(_ op: Op, _ machine: String) -> String {
+        switch op {
+        case .status: return "read the state of machine '\(machine)'"
+        default: return "\(op.verb) machine '\(machine)'"
+        }
+    }
+
+    private func list() -> OpOutcome {
+        let conn: Connection
+        do { conn = try session.connection() } catch { return .failed(.libvirt(error, action: "list machines")) }
+        do {
+            let domains = try conn.listAllDomains()
+            var machines: [JSONValue] = []
+            machines.reserveCapacity(domains.count)
+            for d in domains {
+                let state = (try? d.state().state) ?? .nostate
+                machines.append(["name": .string(d.name), "uuid": .string(d.uuid), "state": .string(state.name)])
+            }
+            var o = OpOutcome()
+            o.data = ["machines": .array(machines)]
+            return o
+        } catch {
+            session.noteFailure(error, on: conn)
+            return .failed(.libvirt(error, action: "list machines"))
+        }
+    }
+
+    private func define(xml: String) -> OpOutcome {
+        let conn: Connection
+        do { conn = try session.connection() } catch { return .failed(.libvirt(error, action: "define a machine")) }
+        do {
+            let d = try conn.define(xml: xml)
+            var o = OpOutcome()
+            o.changed = true
+            o.machineName = d.name
+            o.machineUUID = d.uuid
+            o.state = try? d.state().state
+            o.data = ["name": .string(d.name), "uuid": .string(d.uuid)]
+            return o
+        } catch {
+            session.noteFailure(error, on: conn)
+            return .failed(.libvirt(error, action: "define a machine"))
+        }
+    }
+
+    private func onMachine(_ command: Command) -> OpOutcome {
+        let machine = command.machine ?? ""
+        let action = actionPhrase(command.op, machine)
+        let conn: Connection
+        do { conn = try session.connection() } catch { return .failed(.libvirt(error, action: action)) }
+        do {
+            let domain = try conn.lookup(nameOrUUID: machine)
+            var o = try perform(command, on: domain)
+            o.machineName = domain.name
+            o.machineUUID = domain.uuid
+            return o
+        } catch let error as LibvirtError {
+            session.noteFailure(error, on: conn)
+            return .failed(.libvirt(error, action: action))
+        } catch let failure as OpFailure {
+            return .failed(failure)
+        } catch {
+            return .failed(.worker(WorkerErrorRecord(
+                type: "internal", category: "internal", retryable: false, message: "\(error)",
+                summary: "worker: cannot \(action): \(error)")))
+        }
+    }
+
+    private func perform(_ command: Command, on d: Domain) throws -> OpOutcome {
+        var o = OpOutcome()
+        let before = try d.state().state
+        switch command.op {
+        case .start:
+            if before.isActive {
+                o.changed = false
+            } else {
+                try d.create(paused: command.args.paused ?? false)
+                o.changed = true
+            }
+        case .destroy:
+            if before == .shutoff {
+                o.changed = false
+            } else {
+                try d.destroy()
+                o.changed = true
+            }
+        case .shutdown:
+            if before == .shutoff {
+                o.changed = false
+            } else {
+                o.changed = true
+                try shutdown(d, command: command, outcome: &o)
+            }
+        case .reboot:
+            try d.reboot()
+            o.changed = true
+        case .suspend:
+            if before == .paused {
+                o.changed = false
+            } else {
+                try d.suspend()
+                o.changed = true
+            }
+        case .resume:
+            if before == .running {
+                o.changed = false
+            } else {
+                try d.resume()
+                o.changed = true
+            }
+        case .undefine:
+            try d.undefine()
+            o.changed = true
+            // A running machine keeps running as a transient one; an inactive one is gone.
+            o.state = try? d.state().state
+            if o.state == nil { o.state = before.isActive ? before : .shutoff }
+            return o
+        case .status:
+            let (state, reason) = try d.state()
+            let info = try d.info()
+            o.state = state
+            o.data = [
+                "state": .string(state.name), "reason": .int(Int64(reason)),
+                "vcpus": .int(Int64(info.vcpus)), "memory_kib": .int(Int64(info.memoryKiB)),
+                "max_memory_kib": .int(Int64(info.maxMemoryKiB)), "cpu_time_ns": .int(Int64(info.cpuTimeNs)),
+                "persistent": .bool(try d.isPersistent()), "autostart": .bool(try d.autostart()),
+            ]
+            return o
+        default:
+            break
+        }
+        o.state = try d.state().state
+        return o
+    }
+
+    /// ACPI shutdown; with `wait_ms`, waits for the machine to be off, and with `force`, destroys
+    /// it when it is not off by then.
+    private func shutdown(_ d: Domain, command: Command, outcome o: inout OpOutcome) throws {
+        try d.shutdown()
+        guard let waitMs = command.args.waitMs else { return }
+        let deadline = monotonicNanos() + UInt64(waitMs) * 1_000_000
+        var pause: UInt32 = 10_000
+        while monotonicNanos() < deadline {
+            if try d.state().state == .shutoff { return }
+            usleep(pause)
+            pause = min(pause * 2, 200_000)
+        }
+        if try d.state().state == .shutoff { return }
+        if command.args.force == true {
+            do {
+                try d.destroy()
+            } catch {
+                // It may have powered off between the last look and the destroy.
+                if (try? d.state().state) == .shutoff { return }
+                throw error
+            }
+            o.data = ["forced": true]
+            return
+        }
+        let name = command.machine ?? d.name
+        throw OpFailure.worker(WorkerErrorRecord(
+            type: "timeout", category: "timeout", retryable: true,
+            message: "machine did not power off within \(waitMs) ms",
+            summary: "worker: cannot shut down machine '\(name)': the guest did not power off within \(waitMs) ms (send force: true to destroy it then)",
+            timeoutMs: waitMs))
+    }
+}
+
+extension DomainState {
+    /// Whether the machine is booted (running, paused, blocked or suspended to memory).
+    var isActive: Bool {
+        switch self {
+        case .running, .blocked, .paused, .pmsuspended, .shutdown: return true
+        case .nostate, .shutoff, .crashed: return false
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import Libvirt
+import Logging
+
+/// Holds the worker's libvirt connection: opens it, notices when it is lost (the close callback,
+/// or a failing call whose connection is no longer alive), and reconnects by itself with backoff.
+///
+/// While disconnected, `connection()` throws the error of the last failed connection attempt, so
+/// commands get a real, retryable libvirt error at once instead of waiting.
+final class LibvirtSession: @unchecked Sendable {
+    let uri: String
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var current: Connection?
+    private var lastError: LibvirtError?
+    private var stopped = false
+    private var wanted = true
+    private var reconnectThread: Thread?
+    private let onEvent: @Sendable (LifecycleEvent) -> Void
+    private let onConnectionChange: @Sendable (Bool) -> Void
+    /// Backoff bounds for reconnecting, in seconds.
+    var minimumBackoff = 0.25
+    var maximumBackoff = 5.0
+
+    init(
+        uri: String, logger: Logger,
+        onEvent: @escaping @Sendable (LifecycleEvent) -> Void,
+        onConnectionChange: @escaping @Sendable (Bool) -> Void
+    ) {
+        self.uri = uri
+        self.logger = logger
+        self.onEvent = onEvent
+        self.onConnectionChange = onConnectionChange
+    }
+
+    /// Opens the connection once; on failure the worker runs on and keeps trying in the background.
+    /// Returns the error of the first attempt, if it failed.
+    @discardableResult
+    func start() -> LibvirtError? {
+        EventLoop.startDefault()
+        let error = attempt()
+        let thread = Thread { [weak self] in self?.reconnectLoop() }
+        thread.name = "libvirt-reconnect"
+        reconnectThread = thread
+        thread.start()
+        return error
+    }
+
+    /// Whether a connection is open and believed alive.
+    var isConnected: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return current != nil
+    }
+
+    /// The live connection, or the error that says why there is none.
+    func connection() throws(LibvirtError) -> Connection {
+        condition.lock()
+        defer { condition.unlock() }
+        if let c = current { return c }
+        throw lastError ?? LibvirtError(
+            code: 1, domain: 0, level: 2, message: "no connection to \(uri) has been opened yet",
+            str1: nil, str2: nil, str3: nil, int1: -1, int2: -1)
+    }
+
+    /// Tells the session a call failed; if the error looks like a lost connection and the
+    /// connection is indeed dead, it is dropped and reconnecting starts.
+    func noteFailure(_ error: LibvirtError, on connection: Connection) {
+        guard Self.mayMeanConnectionLoss(error) else { return }
+        if connection.isAlive { return }
+        drop(connection, reason: "call failed", error: error)
+    }
+
+    static func mayMeanConnectionLoss(_ error: LibvirtError) -> Bool {
+        // VIR_FROM_RPC 7, VIR_FROM_REMOTE 4; VIR_ERR_NO_CONNECT 4? No: codes: 38 system error,
+        // 39 RPC, 4 VIR_ERR_NO_CONNECT... the catalog decides.
+        LibvirtErrorCatalog.category(code: error.code, domain: error.domain, int1: error.int1) == .connection
+    }
+
+    private func drop(_ connection: Connection, reason: String, error: LibvirtError?) {
+        condition.lock()
+        guard current === connection else {
+            condition.unlock()
+            return
+        }
+        current = nil
+        if let error { lastError = error }
+        condition.broadcast()
+        condition.unlock()
+        var metadata: Logger.Metadata = ["libvirt.uri": "\(uri)", "libvirt.close_reason": "\(reason)"]
+        if let error { metadata.merge(error.logMetadata) { _, new in new } }
+        logger.error("libvirt connection lost; reconnecting", metadata: metadata)
+        onConnectionChange(false)
+        connection.close()
+    }
+
+    /// Stops reconnecting and closes the connection.
+    func stop() {
+        condition.lock()
+        stopped = true
+        let c = current
+        current = nil
+        condition.broadcast()
+        condition.unlock()
+        c?.close()
+    }
+
+    /// One connection attempt; on success the connection is installed with its callbacks.
+    private func attempt() -> LibvirtError? {
+        let connection: Connection
+        do {
+            connection = try Connection(uri: uri)
+        } catch {
+            condition.lock()
+            lastError = error
+            condition.unlock()
+            return error
+        }
+        do {
+            _ = try connection.onLifecycleEvent { [onEvent] event in onEvent(event) }
+        } catch {
+            logger.warning("libvirt lifecycle events unavailable", metadata: error.logMetadata)
+        }
+        // Keepalive and the close callback need a daemon; the in-process test driver has neither.
+        try? connection.setKeepAlive(intervalSeconds: 5, count: 3)
+        try? connection.onClose { [weak self, weak connection] reason in
+            guard let self, let connection else { return }
+            // The close callback runs on the event loop thread; drop the connection elsewhere.
+            Thread.detachNewThread { self.drop(connection, reason: reason.name, error: nil) }
+        }
+        condition.lock()
+        current = connection
+        lastError = nil
+        condition.unlock()
+        onConnectionChange(true)
+        return nil
+    }
+
+    private func reconnectLoop() {
+        var backoff = minimumBackoff
+        var failures = 0
+        while true {
+            condition.lock()
+            while current != nil && !stopped { condition.wait() }
+            if stopped {
+                condition.unlock()
+                return
+            }
+            condition.unlock()
+            if let error = attempt() {
+                failures += 1
+                if failures == 1 || failures.isMultiple(of: 10) {
+                    logger.warning(
+                        "libvirt connection attempt failed",
+                        metadata: error.logMetadata.merging([
+                            "libvirt.uri": "\(uri)", "retry.attempt": "\(failures)",
+                            "retry.backoff_ms": "\(Int(backoff * 1000))",
+                        ]) { _, new in new })
+                }
+                condition.lock()
+                if !stopped { _ = condition.wait(until: Date().addingTimeInterval(backoff)) }
+                condition.unlock()
+                backoff = min(backoff * 2, maximumBackoff)
+            } else {
+                if failures > 0 {
+                    logger.notice(
+                        "libvirt connection restored",
+                        metadata: ["libvirt.uri": "\(uri)", "retry.attempts": "\(failures)"])
+                }
+                failures = 0
+                backoff = minimumBackoff
+            }
+        }
+    }
+}
+
+extension LibvirtError {
+    /// The full error record as log metadata.
+    var logMetadata: Logger.Metadata {
+        var m: Logger.Metadata = [
+            "libvirt.code": "\(code)", "libvirt.code_name": "\(codeName)",
+            "libvirt.domain": "\(domain)", "libvirt.domain_name": "\(domainName)",
+            "libvirt.level": "\(levelName)",
+            "libvirt.int1": "\(int1)", "libvirt.int2": "\(int2)",
+        ]
+        if let message { m["libvirt.message"] = "\(message)" }
+        if let str1 { m["libvirt.str1"] = "\(str1)" }
+        if let str2 { m["libvirt.str2"] = "\(str2)" }
+        if let str3 { m["libvirt.str3"] = "\(str3)" }
+        return m
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A message for the events socket (and, for a control command, the reply to its sender).
+public struct Outgoing: Sendable {
+    /// The events topic, e.g. `result.host1`.
+    public var topic: String
+    /// The message's own fields as a JSON object (with `type`), without the envelope fields.
+    public var body: Data
+    /// Where to send the same message as a direct reply, for commands that came in on the control socket.
+    public var reply: ReplyRoute?
+
+    public init(topic: String, body: Data, reply: ReplyRoute? = nil) {
+        self.topic = topic
+        self.body = body
+        self.reply = reply
+    }
+}
+
+/// The envelope frames of a control-socket request (identity, and the empty delimiter when the
+/// client sent one), mirrored in the reply.
+public struct ReplyRoute: Sendable, Equatable {
+    public var frames: [Data]
+
+    public init(frames: [Data]) {
+        self.frames = frames
+    }
+}
+
+/// Where the worker's messages go: the events socket in production, memory in tests.
+public protocol MessageSink: Sendable {
+    /// Queues a message; never blocks on the network.
+    func send(_ message: Outgoing)
+}
+
+/// Adds the envelope (`v`, `worker`, `run`, `seq`, `ts`) to a message body. One stamper per
+/// run; it is owned by whoever sends, so `seq` follows the order messages leave the worker.
+public struct EnvelopeStamper: Sendable {
+    private let prefix: [UInt8]
+    /// The last `seq` used.
+    public private(set) var seq: UInt64 = 0
+    /// This run's id.
+    public let run: String
+
+    public init(worker: String, run: String) {
+        self.run = run
+        let escaped = String(decoding: try! JSONEncoder().encode(worker), as: UTF8.self)
+        prefix = Array("{\"v\":1,\"worker\":\(escaped),\"run\":\"\(run)\",\"seq\":".utf8)
+    }
+
+    /// The complete message: the envelope's fields first, then the body's.
+    public mutating func stamp(_ body: Data) -> Data {
+        seq += 1
+        var out = [UInt8]()
+        out.reserveCapacity(prefix.count + body.count + 48)
+        out.append(contentsOf: prefix)
+        out.append(contentsOf: String(seq).utf8)
+        out.append(contentsOf: ",\"ts\":\"".utf8)
+        Timestamp.appendNow(to: &out)
+        out.append(UInt8(ascii: "\""))
+        // body is `{...}`: drop its opening brace, keep the rest (`}` alone for an empty object).
+        if body.count > 2 {
+            out.append(UInt8(ascii: ","))
+            out.append(contentsOf: body.dropFirst())
+        } else {
+            out.append(UInt8(ascii: "}"))
+        }
+        return Data(out)
+    }
+}
+
+/// ISO 8601 UTC timestamps with milliseconds, written without allocating a formatter.
+public enum Timestamp {
+    /// Appends the current time as `2026-11-25T20:31:07.123Z`.
+    public static func appendNow(to out: inout [UInt8]) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        append(seconds: Int(ts.tv_sec), millis: Int(ts.tv_nsec / 1_000_000), to: &out)
+    }
+
+    /// The current time as a string.
+    public static func now() -> String {
+        var out = [UInt8]()
+        appendNow(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A point in time (seconds since the epoch) as a string.
+    public static func string(secondsSince1970 t: Double) -> String {
+        var out = [UInt8]()
+        let s = Int(t.rounded(.down))
+        append(seconds: s, millis: Int((t - Double(s)) * 1000), to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func append(seconds: Int, millis: Int, to out: inout [UInt8]) {
+        var t = time_t(seconds)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func digits(_ v: Int, _ n: Int) {
+            var buf = [UInt8](repeating: UInt8(ascii: "0"), count: n)
+            var v = v
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                buf[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
+            out.append(contentsOf: buf)
+        }
+        digits(Int(tm.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
+        digits(Int(tm.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
+        digits(Int(tm.tm_mday), 2); out.append(UInt8(ascii: "T"))
+        digits(Int(tm.tm_hour), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(tm.tm_min), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(tm.tm_sec), 2); out.append(UInt8(ascii: "."))
+        digits(millis, 3); out.append(UInt8(ascii: "Z"))
+    }
+}
+
+/// Monotonic time in nanoseconds, for durations.
+@inline(__always)
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Milliseconds between two monotonic instants, rounded to microseconds.
+@inline(__always)
+func millis(since start: UInt64, to end: UInt64 = monotonicNanos()) -> Double {
+    (Double(end &- start) / 1_000).rounded() / 1_000
+}

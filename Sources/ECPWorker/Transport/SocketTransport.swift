@@ -1,0 +1,291 @@
+import ECPProtocol
+import Foundation
+import Logging
+import ZeroMQ
+
+/// The worker's three sockets and the one thread that owns them.
+///
+/// That thread blocks in `zmq_poll` on the commands (SUB) and control (ROUTER) sockets and on a
+/// wake-up signal; other threads hand it outgoing messages through a queue and raise the signal.
+/// At rest it uses no CPU. It adds the envelope to each message as it sends it, so `seq` follows
+/// the order in which messages leave.
+public final class SocketTransport: MessageSink, @unchecked Sendable {
+    /// Endpoints; nil switches a socket off.
+    public struct Endpoints: Sendable {
+        public var commands: Endpoint?
+        public var control: Endpoint?
+        public var events: Endpoint?
+
+        public init(commands: Endpoint?, control: Endpoint?, events: Endpoint?) {
+            self.commands = commands
+            self.control = control
+            self.events = events
+        }
+    }
+
+    /// Socket options.
+    public struct Options: Sendable {
+        public var maxFrameBytes: Int64 = 4 << 20
+        public var eventsHighWaterMark: Int32 = 100_000
+        public var commandsHighWaterMark: Int32 = 100_000
+        public var linger: Int32 = 200
+        public init() {}
+    }
+
+    private let context: Context
+    private let endpoints: Endpoints
+    private let options: Options
+    private let workerID: String
+    private let logger: Logger
+    private let wake: WakeSignal
+    private let lock = NSLock()
+    private var outbox: [Outgoing] = []
+    private var stopping = false
+    private var intakeOpen = true
+    private var stamper: EnvelopeStamper
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    private var handler: (@Sendable (Data, Origin) -> Void)?
+    private var badFrames: (@Sendable (String, Origin) -> Void)?
+    /// The endpoints actually bound (with real ports when bound to `*`), by socket name.
+    public private(set) var boundEndpoints: [String: String] = [:]
+
+    public init(context: Context, endpoints: Endpoints, options: Options = .init(), workerID: String, run: String, logger: Logger) throws {
+        self.context = context
+        self.endpoints = endpoints
+        self.options = options
+        self.workerID = workerID
+        self.logger = logger
+        self.wake = try WakeSignal()
+        self.stamper = EnvelopeStamper(worker: workerID, run: run)
+    }
+
+    /// Opens the sockets on the transport's own thread and starts serving. Throws when a socket
+    /// cannot be opened (an endpoint in use, a bad address).
+    public func start(
+        onCommand: @escaping @Sendable (Data, Origin) -> Void,
+        onBadFrames: @escaping @Sendable (String, Origin) -> Void
+    ) throws {
+        handler = onCommand
+        badFrames = onBadFrames
+        let ready = DispatchSemaphore(value: 0)
+        let startError = StartError()
+        let thread = Thread { [self] in
+            let sockets: Sockets
+            do {
+                sockets = try openSockets()
+            } catch {
+                startError.error = error
+                ready.signal()
+                finished.signal()
+                return
+            }
+            ready.signal()
+            serve(sockets)
+            finished.signal()
+        }
+        thread.name = "ecp-io"
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+        ready.wait()
+        if let error = startError.error { throw error }
+    }
+
+    private final class StartError: @unchecked Sendable {
+        var error: (any Error)?
+    }
+
+    private struct Sockets {
+        var commands: Socket?
+        var control: Socket?
+        var events: Socket?
+    }
+
+    private func openSockets() throws -> Sockets {
+        var s = Sockets()
+        var bound: [String: String] = [:]
+        func describe(_ socket: Socket, _ endpoint: Endpoint) -> String {
+            if endpoint.direction == .bind, let last = try? socket.lastEndpoint { return "@" + last }
+            return endpoint.description
+        }
+        do {
+            if let ep = endpoints.events {
+                let pub = try context.makeSocket(.pub)
+                try pub.setLinger(milliseconds: options.linger)
+                try pub.setSendHighWaterMark(options.eventsHighWaterMark)
+                try pub.attach(ep)
+                bound["events"] = describe(pub, ep)
+                s.events = pub
+            }
+            if let ep = endpoints.commands {
+                let sub = try context.makeSocket(.sub)
+                try sub.setLinger(milliseconds: 0)
+                try sub.setMaxMessageSize(options.maxFrameBytes)
+                try sub.setReceiveHighWaterMark(options.commandsHighWaterMark)
+                try sub.subscribe(Topic.command(workerID))
+                try sub.subscribe(Topic.commandAll)
+                try sub.attach(ep)
+                bound["commands"] = describe(sub, ep)
+                s.commands = sub
+            }
+            if let ep = endpoints.control {
+                let router = try context.makeSocket(.router)
+                try router.setLinger(milliseconds: options.linger)
+                try router.setMaxMessageSize(options.maxFrameBytes)
+                try router.setRouterMandatory(true)
+                try router.attach(ep)
+                bound["control"] = describe(router, ep)
+                s.control = router
+            }
+        } catch {
+            s.commands?.close()
+            s.control?.close()
+            s.events?.close()
+            throw error
+        }
+        lock.lock()
+        boundEndpoints = bound
+        lock.unlock()
+        return s
+    }
+
+    // MARK: sending (any thread)
+
+    public func send(_ message: Outgoing) {
+        lock.lock()
+        let wasEmpty = outbox.isEmpty
+        outbox.append(message)
+        lock.unlock()
+        if wasEmpty { wake.raise() }
+    }
+
+    /// Stops reading commands; replies and events still go out.
+    public func closeIntake() {
+        lock.lock()
+        intakeOpen = false
+        lock.unlock()
+        wake.raise()
+    }
+
+    /// Sends what is queued, closes the sockets and ends the thread.
+    public func stop() {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        wake.raise()
+        finished.wait()
+    }
+
+    // MARK: the I/O thread
+
+    private func serve(_ sockets: Sockets) {
+        let commandsTopic = Topic.command(workerID)
+        let maxBatch = 512
+        while true {
+            lock.lock()
+            let stop = stopping
+            let intake = intakeOpen
+            lock.unlock()
+            if stop { break }
+            var items: [PollItem] = [.fileDescriptor(wake.fileDescriptor)]
+            var order: [Int] = []  // 1 = commands, 2 = control
+            if intake, let c = sockets.commands {
+                items.append(.socket(c))
+                order.append(1)
+            }
+            if intake, let r = sockets.control {
+                items.append(.socket(r))
+                order.append(2)
+            }
+            let events: [PollEvents]
+            do {
+                events = try poll(items, timeoutMs: -1)
+            } catch {
+                logger.critical("socket poll failed", metadata: ["zmq.error": "\(error)"])
+                break
+            }
+            if events[0].contains(.readable) { wake.drain() }
+            for (i, which) in order.enumerated() where events[i + 1].contains(.readable) {
+                let socket = which == 1 ? sockets.commands! : sockets.control!
+                for _ in 0..<maxBatch {
+                    let frames: [Data]?
+                    do {
+                        frames = try socket.receive(dontWait: true)
+                    } catch {
+                        logger.error("socket receive failed", metadata: ["zmq.error": "\(error)"])
+                        break
+                    }
+                    guard let frames else { break }
+                    if which == 1 {
+                        handleCommandFrames(frames, topic: commandsTopic)
+                    } else {
+                        handleControlFrames(frames)
+                    }
+                }
+            }
+            flush(sockets)
+        }
+        flush(sockets)
+        sockets.commands?.close()
+        sockets.control?.close()
+        sockets.events?.close()
+    }
+
+    private func handleCommandFrames(_ frames: [Data], topic: String) {
+        // The SUB prefix filter lets `cmd.host10` through for `cmd.host1`: match the topic exactly.
+        guard let first = frames.first else { return }
+        let isForUs = first.elementsEqual(topic.utf8) || first.elementsEqual(Topic.commandAll.utf8)
+        guard isForUs else { return }
+        guard frames.count == 2 else {
+            badFrames?("a command on the commands socket is [topic][json]: 2 frames, got \(frames.count)", .commands)
+            return
+        }
+        handler?(frames[1], .commands)
+    }
+
+    private func handleControlFrames(_ frames: [Data]) {
+        // REQ: [identity][""][json]; DEALER: [identity][json] or [identity][""][json].
+        guard let identity = frames.first else { return }
+        if frames.count == 3 && frames[1].isEmpty {
+            handler?(frames[2], .control(ReplyRoute(frames: [identity, Data()])))
+        } else if frames.count == 2 && !frames[1].isEmpty {
+            handler?(frames[1], .control(ReplyRoute(frames: [identity])))
+        } else {
+            let route = frames.count >= 2 && frames[1].isEmpty ? [identity, Data()] : [identity]
+            let got = frames.count - 1
+            badFrames?(
+                "a request on the control socket is [json] or [\"\"][json] after the identity, got \(got) frame\(got == 1 ? "" : "s")",
+                .control(ReplyRoute(frames: route)))
+        }
+    }
+
+    private func flush(_ sockets: Sockets) {
+        while true {
+            lock.lock()
+            let batch = outbox
+            outbox.removeAll(keepingCapacity: true)
+            lock.unlock()
+            if batch.isEmpty { return }
+            for message in batch {
+                let bytes = stamper.stamp(message.body)
+                if let pub = sockets.events {
+                    do {
+                        try pub.send([Data(message.topic.utf8), bytes], dontWait: true)
+                    } catch {
+                        logger.error("event publish failed", metadata: ["zmq.error": "\(error)", "event.topic": "\(message.topic)"])
+                    }
+                }
+                if let route = message.reply, let control = sockets.control {
+                    do {
+                        try control.send(route.frames + [bytes], dontWait: true)
+                    } catch {
+                        logger.warning(
+                            "control reply could not be delivered; the client is gone",
+                            metadata: ["zmq.error": "\(error)", "event.topic": "\(message.topic)"])
+                    }
+                }
+            }
+        }
+    }
+}

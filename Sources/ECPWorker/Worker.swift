@@ -1,0 +1,135 @@
+import ECPProtocol
+import Foundation
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+/// The worker's version, reported in `worker.started` and `--version`.
+public enum WorkerVersion {
+    public static let current = "0.1.0"
+}
+
+/// Everything the worker is configured with.
+public struct WorkerConfiguration: Sendable {
+    public var workerID: String
+    public var libvirtURI: String = "test:///default"
+    /// Endpoint strings (`@` binds, `>` connects); nil switches the socket off.
+    public var commands: String? = ">tcp://127.0.0.1:5555"
+    public var control: String? = "@tcp://127.0.0.1:5557"
+    public var events: String? = "@tcp://127.0.0.1:5556"
+    public var stateFile: String = "ecp-state.json"
+    public var maxParallel: Int = 8
+    public var heartbeatMs: Int = 5000
+    /// How long in-flight commands may take to finish at shutdown.
+    public var shutdownGraceSeconds: Double = 10
+    public var limits: CommandLimits = .default
+    public var maxFrameBytes: Int64 = 4 << 20
+
+    public init(workerID: String) {
+        self.workerID = workerID
+    }
+
+    /// Why the configuration cannot work, or nil.
+    public func validate() -> String? {
+        if let problem = CommandDecoder.idProblem(workerID) {
+            return "--worker-id: " + problem.replacingOccurrences(of: "id must", with: "the worker id must")
+        }
+        if workerID == "all" { return "--worker-id: 'all' is reserved (cmd.all addresses every worker)" }
+        if libvirtURI.isEmpty { return "--libvirt-uri: must not be empty" }
+        if maxParallel < 1 || maxParallel > 1024 { return "--max-parallel: must be between 1 and 1024, got \(maxParallel)" }
+        if heartbeatMs < 100 || heartbeatMs > 3_600_000 { return "--heartbeat-ms: must be between 100 and 3600000, got \(heartbeatMs)" }
+        for (name, value) in [("--commands", commands), ("--control", control), ("--events", events)] {
+            guard let value else { continue }
+            do {
+                _ = try Endpoint(parsing: value, defaultDirection: .bind)
+            } catch {
+                return "\(name): \(CommandDecoder.quote(value)) is not an endpoint (use @tcp://host:port to bind, >tcp://host:port to connect, or none)"
+            }
+        }
+        if commands == nil && control == nil {
+            return "--commands and --control are both off: the worker could take no commands"
+        }
+        return nil
+    }
+}
+
+/// The machine worker as a service: sockets, engine, heartbeats, and a graceful stop.
+public final class Worker: Service, Sendable {
+    public let configuration: WorkerConfiguration
+    private let logger: Logger
+
+    public init(configuration: WorkerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs until graceful shutdown (SIGTERM or SIGINT through the service group).
+    public func run() async throws {
+        let c = configuration
+        if let problem = c.validate() { throw WorkerStartupError(message: problem) }
+        let run = UUID().uuidString.lowercased()
+        var logger = self.logger
+        logger[metadataKey: "worker.id"] = "\(c.workerID)"
+
+        let context = try Context()
+        let endpoints = SocketTransport.Endpoints(
+            commands: try c.commands.map { try Endpoint(parsing: $0, defaultDirection: .connect) },
+            control: try c.control.map { try Endpoint(parsing: $0, defaultDirection: .bind) },
+            events: try c.events.map { try Endpoint(parsing: $0, defaultDirection: .bind) })
+        var options = SocketTransport.Options()
+        options.maxFrameBytes = c.maxFrameBytes
+        let transport = try SocketTransport(
+            context: context, endpoints: endpoints, options: options, workerID: c.workerID, run: run, logger: logger)
+        let engine = Engine(
+            configuration: EngineConfiguration(
+                workerID: c.workerID, libvirtURI: c.libvirtURI, maxParallel: c.maxParallel, limits: c.limits),
+            sink: transport, logger: logger)
+        engine.start()
+        do {
+            try transport.start(
+                onCommand: { payload, origin in engine.submit(payload, from: origin) },
+                onBadFrames: { detail, origin in engine.rejectFrames(detail: detail, origin: origin) })
+        } catch {
+            await engine.drain(graceSeconds: 0)
+            throw WorkerStartupError(message: "cannot open the worker's sockets: \(error)")
+        }
+        var endpointNames = transport.boundEndpoints
+        for name in ["commands", "control", "events"] where endpointNames[name] == nil {
+            endpointNames[name] = "none"
+        }
+        engine.announceStart(version: WorkerVersion.current, endpoints: endpointNames)
+        logger.notice(
+            "worker ready",
+            metadata: [
+                "worker.run": "\(run)", "worker.version": "\(WorkerVersion.current)",
+                "libvirt.uri": "\(c.libvirtURI)",
+                "endpoint.commands": "\(endpointNames["commands"]!)",
+                "endpoint.control": "\(endpointNames["control"]!)",
+                "endpoint.events": "\(endpointNames["events"]!)",
+            ])
+
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ecp-heartbeat"))
+        let interval = c.heartbeatMs
+        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
+        timer.setEventHandler { engine.heartbeat(intervalMs: interval) }
+        timer.resume()
+
+        try? await gracefulShutdown()
+
+        logger.notice("worker stopping", metadata: ["in_flight": "\(engine.inFlight)"])
+        engine.stopIntake()
+        transport.closeIntake()
+        timer.cancel()
+        await engine.drain(graceSeconds: c.shutdownGraceSeconds)
+        engine.announceStop(reason: "signal")
+        transport.stop()
+        context.shutdown()
+        logger.notice("worker stopped")
+    }
+}
+
+/// The worker could not start: a bad option, or a socket that could not be opened.
+public struct WorkerStartupError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

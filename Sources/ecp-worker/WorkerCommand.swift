@@ -1,0 +1,120 @@
+import ArgumentParser
+import ECPProtocol
+import ECPWorker
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Reads an option's default from the environment: `ECP_<NAME>`.
+private func env(_ name: String) -> String? {
+    ProcessInfo.processInfo.environment["ECP_" + name]
+}
+
+private func envInt(_ name: String, _ fallback: Int) -> Int {
+    env(name).flatMap { Int($0) } ?? fallback
+}
+
+@main
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ecp-worker",
+        abstract: "The ECP machine worker: runs machine commands from ZeroMQ through libvirt and publishes what came of them.",
+        discussion: """
+            Commands arrive on the commands socket (SUB, topics cmd.<worker-id> and cmd.all) and the \
+            control socket (ROUTER, with a direct reply). Acks, results, E2LibvirtError records, \
+            machine events and heartbeats go out on the events socket (PUB).
+
+            Endpoints follow the CZMQ convention: @ binds, > connects; `none` switches a socket off.
+            Every option can also be set with an environment variable ECP_<OPTION>, e.g. \
+            ECP_LIBVIRT_URI=qemu:///system; a command-line option wins over the environment.
+
+            With no options the worker runs on libvirt's built-in test driver (test:///default), \
+            which needs no hypervisor.
+            """,
+        version: WorkerVersion.current)
+
+    @Option(help: "This worker's id, used in topics (env ECP_WORKER_ID; default: the host name).")
+    var workerId: String = env("WORKER_ID") ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "worker"
+
+    @Option(help: "libvirt connection URI, e.g. qemu:///system (env ECP_LIBVIRT_URI).")
+    var libvirtUri: String = env("LIBVIRT_URI") ?? "test:///default"
+
+    @Option(help: "Commands socket (SUB) endpoint, or none (env ECP_COMMANDS).")
+    var commands: String = env("COMMANDS") ?? ">tcp://127.0.0.1:5555"
+
+    @Option(help: "Control socket (ROUTER) endpoint, or none (env ECP_CONTROL).")
+    var control: String = env("CONTROL") ?? "@tcp://127.0.0.1:5557"
+
+    @Option(help: "Events socket (PUB) endpoint, or none (env ECP_EVENTS).")
+    var events: String = env("EVENTS") ?? "@tcp://127.0.0.1:5556"
+
+    @Option(help: "Path of the state table, the machines' desired and observed states (env ECP_STATE_FILE).")
+    var stateFile: String = env("STATE_FILE") ?? "ecp-state.json"
+
+    @Option(help: "How many libvirt calls may run at once, on different machines (env ECP_MAX_PARALLEL).")
+    var maxParallel: Int = envInt("MAX_PARALLEL", 8)
+
+    @Option(help: "Milliseconds between heartbeats (env ECP_HEARTBEAT_MS).")
+    var heartbeatMs: Int = envInt("HEARTBEAT_MS", 5000)
+
+    @Option(help: "Seconds that commands in flight may take to finish at shutdown (env ECP_SHUTDOWN_GRACE_S).")
+    var shutdownGraceS: Double = env("SHUTDOWN_GRACE_S").flatMap { Double($0) } ?? 10
+
+    @Option(help: "Largest command frame in bytes; a peer sending more is dropped (env ECP_MAX_FRAME_BYTES).")
+    var maxFrameBytes: Int = envInt("MAX_FRAME_BYTES", 4 << 20)
+
+    @Option(help: "Log format: json (one object per line) or text (env ECP_LOG_FORMAT).")
+    var logFormat: LogFormat = env("LOG_FORMAT").flatMap(LogFormat.init(rawValue:)) ?? .json
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env ECP_LOG_LEVEL).")
+    var logLevel: Logger.Level = env("LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case json, text
+    }
+
+    func validate() throws {
+        if let problem = makeConfiguration().validate() { throw ValidationError(problem) }
+    }
+
+    func makeConfiguration() -> WorkerConfiguration {
+        var c = WorkerConfiguration(workerID: workerId)
+        c.libvirtURI = libvirtUri
+        c.commands = commands == "none" ? nil : commands
+        c.control = control == "none" ? nil : control
+        c.events = events == "none" ? nil : events
+        c.stateFile = stateFile
+        c.maxParallel = maxParallel
+        c.heartbeatMs = heartbeatMs
+        c.shutdownGraceSeconds = shutdownGraceS
+        c.maxFrameBytes = Int64(maxFrameBytes)
+        c.limits.maxDocumentBytes = min(c.limits.maxDocumentBytes, maxFrameBytes)
+        return c
+    }
+
+    func run() async throws {
+        let format = logFormat
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            switch format {
+            case .json: return JSONLogHandler(label: label, level: level)
+            case .text: return TextLogHandler(label: label, level: level)
+            }
+        }
+        let logger = Logger(label: "ecp-worker")
+        let worker = Worker(configuration: makeConfiguration(), logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: worker)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("worker failed", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,100 @@
+@testable import ECPWorker
+import Foundation
+import Logging
+import Testing
+
+/// A message as a subscriber sees it: topic and parsed JSON.
+struct Received: @unchecked Sendable, CustomStringConvertible {
+    let topic: String
+    let json: [String: Any]
+    let reply: ReplyRoute?
+    var type: String { json["type"] as? String ?? "" }
+    var id: String? { json["id"] as? String }
+    subscript(key: String) -> Any? { json[key] }
+    var description: String { "\(topic) \(json)" }
+}
+
+/// An in-memory sink: stamps envelopes like the socket transport and lets tests await messages.
+final class MemorySink: MessageSink, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var stamper = EnvelopeStamper(worker: "t1", run: "00000000-0000-0000-0000-000000000001")
+    private(set) var messages: [Received] = []
+
+    func send(_ message: Outgoing) {
+        condition.lock()
+        let bytes = stamper.stamp(message.body)
+        let json = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] ?? ["unparsable": String(decoding: bytes, as: UTF8.self)]
+        messages.append(Received(topic: message.topic, json: json, reply: message.reply))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits (bounded) for a message matching the predicate, beyond those already consumed by index.
+    func wait(timeout: Double = 10, _ predicate: (Received) -> Bool) -> Received? {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let m = messages.first(where: predicate) { return m }
+            if !condition.wait(until: deadline) { return nil }
+        }
+    }
+
+    func result(_ id: String, timeout: Double = 10) -> Received? {
+        wait(timeout: timeout) { $0.type == "result" && $0.id == id }
+    }
+
+    func all(_ predicate: (Received) -> Bool) -> [Received] {
+        condition.lock()
+        defer { condition.unlock() }
+        return messages.filter(predicate)
+    }
+}
+
+/// A test-driver node file with machines of given run states, in a fresh directory.
+struct NodeFile {
+    let url: URL
+    var uri: String { "test://" + url.path }
+
+    /// - Parameter machines: (name, running) pairs; UUIDs are derived from the index.
+    init(_ machines: [(String, Bool)]) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-node-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        url = dir.appendingPathComponent("node.xml")
+        var xml = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+        for (i, (name, running)) in machines.enumerated() {
+            xml += """
+                <domain type='test'>
+                  <name>\(name)</name>
+                  <uuid>\(Self.uuid(i))</uuid>
+                  <memory>65536</memory><currentMemory>65536</currentMemory><vcpu>1</vcpu>
+                  <os><type>hvm</type></os>
+                  \(running ? "" : "<test:runstate>5</test:runstate>")
+                </domain>
+
+                """
+        }
+        xml += "</node>\n"
+        try xml.write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    static func uuid(_ i: Int) -> String {
+        String(format: "6695eb01-f6a4-8304-79aa-%012x", 0x97f2502e1900 + i)
+    }
+}
+
+func makeEngine(uri: String, sink: MemorySink, maxParallel: Int = 4) -> Engine {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    let engine = Engine(
+        configuration: EngineConfiguration(workerID: "t1", libvirtURI: uri, maxParallel: maxParallel),
+        sink: sink, logger: logger)
+    engine.start()
+    return engine
+}
+
+extension Engine {
+    func submit(_ json: String, from origin: Origin = .commands) {
+        submit(Data(json.utf8), from: origin)
+    }
+}

@@ -1,0 +1,63 @@
+import Libvirt
+import Testing
+
+/// Read-only checks against `test:///default`, whose state the whole process shares.
+@Suite("test:///default")
+struct DefaultDriverTests {
+    @Test func opensAndIsAlive() throws {
+        let connection = try Connection(uri: "test:///default")
+        #expect(connection.uri == "test:///default")
+        #expect(connection.isAlive)
+        #expect(try !connection.hostname().isEmpty)
+    }
+
+    @Test func reportsLibraryVersion() {
+        let parts = Libvirt.version.split(separator: ".")
+        #expect(parts.count == 3)
+        #expect(parts.allSatisfy { Int($0) != nil })
+        #expect((Int(parts.first ?? "") ?? 0) >= 9)
+    }
+
+    @Test func listsTheRunningTestDomain() throws {
+        let connection = try Connection(uri: "test:///default")
+        let domains = try connection.listAllDomains()
+        let test = try #require(domains.first { $0.name == "test" })
+        #expect(try test.state().state == .running)
+        #expect(try test.isActive())
+    }
+
+    @Test func looksUpByNameAndByUUID() throws {
+        let connection = try Connection(uri: "test:///default")
+        let byName = try connection.lookup(name: "test")
+        #expect(byName.name == "test")
+        #expect(Connection.isUUID(byName.uuid))
+        #expect(byName.uuid == byName.uuid.lowercased())
+
+        let byUUID = try connection.lookup(uuid: byName.uuid)
+        #expect(byUUID.name == "test")
+        #expect(byUUID.uuid == byName.uuid)
+
+        let byEither = try connection.lookup(nameOrUUID: byName.uuid.uppercased())
+        #expect(byEither.name == "test")
+        let byEitherName = try connection.lookup(nameOrUUID: "test")
+        #expect(byEitherName.uuid == byName.uuid)
+    }
+
+    @Test func readsStateInfoPersistenceAndAutostart() throws {
+        let connection = try Connection(uri: "test:///default")
+        let domain = try connection.lookup(name: "test")
+        let (state, _) = try domain.state()
+        #expect(state == .running)
+
+        let info = try domain.info()
+        #expect(info.state == .running)
+        #expect(info.maxMemoryKiB == 8_388_608)
+        #expect(info.memoryKiB == 2_097_152)
+        #expect(info.vcpus == 2)
+        #expect(info.cpuTimeNs > 0)
+
+        #expect(try domain.isPersistent())
+        #expect(try !domain.autostart())
+        #expect(try domain.xmlDescription().contains("<name>test</name>"))
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds the worker (release) and runs it. Arguments go to ecp-worker;
+# with none it runs on libvirt's built-in test driver (test:///default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
+scripts/install-deps.sh
+swift build -c release --product ecp-worker >&2
+swift build -c release --product ecpctl >&2
+exec .build/release/ecp-worker "$@"
