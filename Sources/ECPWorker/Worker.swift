@@ -24,6 +24,9 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownGraceSeconds: Double = 10
     public var limits: CommandLimits = .default
     public var maxFrameBytes: Int64 = 4 << 20
+    public var restore = RestoreSettings()
+    /// Whether to restore the machines' states at startup.
+    public var restoreAtStartup = true
 
     public init(workerID: String) {
         self.workerID = workerID
@@ -46,6 +49,10 @@ public struct WorkerConfiguration: Sendable {
                 return "\(name): \(CommandDecoder.quote(value)) is not an endpoint (use @tcp://host:port to bind, >tcp://host:port to connect, or none)"
             }
         }
+        if restore.parallel < 1 || restore.parallel > 256 { return "--restore-parallel: must be between 1 and 256, got \(restore.parallel)" }
+        if restore.staggerMs < 0 || restore.staggerMs > 600_000 { return "--restore-stagger-ms: must be between 0 and 600000, got \(restore.staggerMs)" }
+        if restore.machineTimeoutMs < 1 { return "--restore-timeout-ms: must be positive, got \(restore.machineTimeoutMs)" }
+        if stateFile.isEmpty { return "--state-file: must not be empty" }
         if commands == nil && control == nil {
             return "--commands and --control are both off: the worker could take no commands"
         }
@@ -82,8 +89,11 @@ public final class Worker: Service, Sendable {
             context: context, endpoints: endpoints, options: options, workerID: c.workerID, run: run, logger: logger)
         let engine = Engine(
             configuration: EngineConfiguration(
-                workerID: c.workerID, libvirtURI: c.libvirtURI, maxParallel: c.maxParallel, limits: c.limits),
+                workerID: c.workerID, libvirtURI: c.libvirtURI, stateFile: c.stateFile, maxParallel: c.maxParallel,
+                limits: c.limits, restore: c.restore),
             sink: transport, logger: logger)
+        try Self.prepareStateDirectory(for: c.stateFile)
+        let table = engine.openStateTable()
         engine.start()
         do {
             try transport.start(
@@ -108,6 +118,10 @@ public final class Worker: Service, Sendable {
                 "endpoint.events": "\(endpointNames["events"]!)",
             ])
 
+        if c.restoreAtStartup {
+            engine.restore(trigger: "startup", table: table) { _ in }
+        }
+
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ecp-heartbeat"))
         let interval = c.heartbeatMs
         timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
@@ -125,6 +139,24 @@ public final class Worker: Service, Sendable {
         transport.stop()
         context.shutdown()
         logger.notice("worker stopped")
+    }
+}
+
+extension Worker {
+    /// Creates the state file's directory (mode 0700) when it does not exist yet.
+    static func prepareStateDirectory(for path: String) throws {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
+            if !isDirectory.boolValue { throw WorkerStartupError(message: "--state-file: \(dir) is not a directory") }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw WorkerStartupError(message: "--state-file: cannot create directory \(dir): \(error.localizedDescription)")
+        }
     }
 }
 

@@ -63,6 +63,18 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Largest command frame in bytes; a peer sending more is dropped (env ECP_MAX_FRAME_BYTES).")
     var maxFrameBytes: Int = envInt("MAX_FRAME_BYTES", 4 << 20)
 
+    @Option(help: "How many machines a restore brings back at once (env ECP_RESTORE_PARALLEL).")
+    var restoreParallel: Int = envInt("RESTORE_PARALLEL", 4)
+
+    @Option(help: "Milliseconds between two machine starts during a restore, to spare the host a boot storm (env ECP_RESTORE_STAGGER_MS).")
+    var restoreStaggerMs: Int = envInt("RESTORE_STAGGER_MS", 0)
+
+    @Option(help: "Milliseconds one machine's restore may take before it counts as failed (env ECP_RESTORE_TIMEOUT_MS).")
+    var restoreTimeoutMs: Int = envInt("RESTORE_TIMEOUT_MS", 120_000)
+
+    @Flag(help: "Do not restore the machines' states at startup (a `restore` command still does).")
+    var noRestore: Bool = env("NO_RESTORE") == "1"
+
     @Option(help: "Log format: json (one object per line) or text (env ECP_LOG_FORMAT).")
     var logFormat: LogFormat = env("LOG_FORMAT").flatMap(LogFormat.init(rawValue:)) ?? .json
 
@@ -88,6 +100,8 @@ struct WorkerCommand: AsyncParsableCommand {
         c.heartbeatMs = heartbeatMs
         c.shutdownGraceSeconds = shutdownGraceS
         c.maxFrameBytes = Int64(maxFrameBytes)
+        c.restore = RestoreSettings(parallel: restoreParallel, staggerMs: restoreStaggerMs, machineTimeoutMs: restoreTimeoutMs)
+        c.restoreAtStartup = !noRestore
         c.limits.maxDocumentBytes = min(c.limits.maxDocumentBytes, maxFrameBytes)
         return c
     }

@@ -2,7 +2,7 @@ import Foundation
 
 /// JSON encoding shared by every thread (JSONEncoder is safe to use concurrently once configured).
 enum Codec {
-    nonisolated(unsafe) private static let encoder: JSONEncoder = {
+    private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.withoutEscapingSlashes]
         return e

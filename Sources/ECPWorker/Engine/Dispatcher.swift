@@ -12,6 +12,12 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     /// A lane present here is busy; its queue holds the jobs waiting behind the running one.
     private var lanes: [String: Deque<Job>] = [:]
     private var lanesOf: [ObjectIdentifier: [String]] = [:]
+    /// Jobs that hold their lanes (ready or running), as opposed to waiting in a lane.
+    private var holders: Set<ObjectIdentifier> = []
+    /// Jobs of a limited group: at most `groupLimit` of them run at once.
+    private var limited: Set<ObjectIdentifier> = []
+    private var limitedRunning = 0
+    private let groupLimit: Int
     private var stopped = false
     private var idleThreads = 0
     private var running = 0
@@ -22,8 +28,10 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     ///   - threads: how many jobs may run at once.
     ///   - name: thread name prefix, for debuggers and `top -H`.
     ///   - execute: runs one job; whoever finishes it calls `release`.
-    init(threads count: Int, name: String, execute: @escaping @Sendable (Job) -> Void) {
+    ///   - groupLimit: how many jobs submitted with `limited: true` may run at once.
+    init(threads count: Int, name: String, groupLimit: Int = .max, execute: @escaping @Sendable (Job) -> Void) {
         self.execute = execute
+        self.groupLimit = max(1, groupLimit)
         for i in 0..<max(1, count) {
             let thread = Thread { [unowned self] in self.loop() }
             thread.name = "\(name)-\(i)"
@@ -34,9 +42,10 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     }
 
     /// Queues a job; it runs once every lane it names is free and it reaches the front.
-    func submit(_ job: Job, lanes keys: [String]) {
+    func submit(_ job: Job, lanes keys: [String], limited isLimited: Bool = false) {
         condition.lock()
         defer { condition.unlock() }
+        if isLimited { limited.insert(ObjectIdentifier(job)) }
         if keys.isEmpty {
             ready.append(job)
             condition.signal()
@@ -53,15 +62,26 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             return
         }
         for key in keys { lanes[key] = [] }
+        holders.insert(ObjectIdentifier(job))
         ready.append(job)
         condition.signal()
     }
 
-    /// Frees the job's lanes, so the next job waiting in them can run.
+    /// Frees the job's lanes, so the next job waiting in them can run. A job still waiting in a
+    /// lane is taken out of it instead (it will not run). Calling it twice does nothing.
     func release(_ job: Job) {
         condition.lock()
         defer { condition.unlock() }
-        guard let keys = lanesOf.removeValue(forKey: ObjectIdentifier(job)) else { return }
+        let id = ObjectIdentifier(job)
+        guard let keys = lanesOf.removeValue(forKey: id) else { return }
+        guard holders.remove(id) != nil else {
+            for key in keys {
+                if let i = lanes[key]?.firstIndex(where: { $0 === job }) { lanes[key]!.remove(at: i) }
+            }
+            limited.remove(id)
+            condition.broadcast()
+            return
+        }
         var waiting: [Job] = []
         for key in keys {
             if let queue = lanes.removeValue(forKey: key) { waiting.append(contentsOf: queue) }
@@ -98,22 +118,38 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         return out
     }
 
+    /// The first ready job that may run now: limited jobs wait while their group is full.
+    private func nextRunnable() -> Int? {
+        if limited.isEmpty || limitedRunning < groupLimit { return ready.isEmpty ? nil : 0 }
+        return ready.firstIndex { !limited.contains(ObjectIdentifier($0)) }
+    }
+
     private func loop() {
         while true {
             condition.lock()
-            while ready.isEmpty && !stopped {
+            var index: Int?
+            while true {
+                index = nextRunnable()
+                if index != nil || stopped { break }
                 condition.wait()
             }
-            if ready.isEmpty && stopped {
+            guard let index else {
                 condition.unlock()
                 return
             }
-            let job = ready.removeFirst()
+            let job = ready.remove(at: index)
+            let isLimited = limited.contains(ObjectIdentifier(job))
+            if isLimited { limitedRunning += 1 }
             running += 1
             condition.unlock()
             execute(job)
             condition.lock()
             running -= 1
+            if isLimited {
+                limited.remove(ObjectIdentifier(job))
+                limitedRunning -= 1
+                condition.broadcast()
+            }
             condition.unlock()
         }
     }

@@ -35,12 +35,17 @@ public struct EngineConfiguration: Sendable {
     public var limits: CommandLimits
     public var dedupeCapacity: Int
     public var dedupeWindowSeconds: Double
+    /// Path of the state table.
+    public var stateFile: String
+    public var restore: RestoreSettings
 
     public init(
-        workerID: String, libvirtURI: String, maxParallel: Int = 8, limits: CommandLimits = .default,
-        dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600
+        workerID: String, libvirtURI: String, stateFile: String, maxParallel: Int = 8, limits: CommandLimits = .default,
+        dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init()
     ) {
         self.workerID = workerID
+        self.stateFile = stateFile
+        self.restore = restore
         self.libvirtURI = libvirtURI
         self.maxParallel = maxParallel
         self.limits = limits
@@ -55,14 +60,20 @@ final class Job: Sendable {
     let origin: Origin
     let acceptedAt: UInt64
     let lanes: [String]
+    /// Work other than a command (a machine's restore), run in the command's place.
+    let task: (@Sendable (Job) -> Void)?
     private let finished = Mutex(false)
 
-    init(command: Command, origin: Origin, lanes: [String]) {
+    init(command: Command, origin: Origin, lanes: [String], task: (@Sendable (Job) -> Void)? = nil) {
         self.command = command
         self.origin = origin
         self.acceptedAt = monotonicNanos()
         self.lanes = lanes
+        self.task = task
     }
+
+    /// Whether the job has been finished (answered, timed out or cancelled).
+    var isFinished: Bool { finished.withLock { $0 } }
 
     /// True for exactly one caller: whoever finishes the job first (its run or its deadline).
     func claim() -> Bool {
@@ -84,6 +95,9 @@ public final class Engine: Sendable {
     let sink: any MessageSink
     let logger: Logger
     let session: LibvirtSession
+    let store: StateStore
+    let restoreSettings: RestoreSettings
+    let restoreState = Mutex<RestoreCoordination>(.init())
     private let decoder: CommandDecoder
     private let operations: Operations
     private let cache: IdempotencyCache<Origin>
@@ -91,7 +105,13 @@ public final class Engine: Sendable {
     private let accepting = Atomic<Bool>(true)
     private let counters = Counters()
     let startedAt = monotonicNanos()
-    private let topics: Topics
+    let topics: Topics
+
+    /// The restore under way and the last one's record.
+    struct RestoreCoordination: Sendable {
+        var current: RestoreRun?
+        var last = RestoreRecord()
+    }
 
     /// Counters for heartbeats.
     final class Counters: Sendable {
@@ -122,6 +142,8 @@ public final class Engine: Sendable {
         self.cache = IdempotencyCache(
             capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds)
         self.topics = Topics(configuration.workerID)
+        self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
+        self.restoreSettings = configuration.restore
         let box = SessionCallbacks()
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
@@ -129,7 +151,9 @@ public final class Engine: Sendable {
             onConnectionChange: { connected in box.engine?.connectionChanged(connected) })
         self.operations = Operations(session: session, startedAt: startedAt)
         box.engine = self
-        let dispatcher = Dispatcher<Job>(threads: configuration.maxParallel, name: "ecp-exec") { [weak self] job in
+        let dispatcher = Dispatcher<Job>(
+            threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel
+        ) { [weak self] job in
             self?.run(job)
         }
         self.dispatcher.withLock { $0 = dispatcher }
@@ -138,6 +162,14 @@ public final class Engine: Sendable {
     /// Breaks the cycle between the session's callbacks and the engine.
     private final class SessionCallbacks: @unchecked Sendable {
         weak var engine: Engine?
+    }
+
+    /// Reads the state table and starts its writer; returns what loading found.
+    @discardableResult
+    func openStateTable() -> StateStore.LoadResult {
+        let result = store.load()
+        store.start()
+        return result
     }
 
     /// Opens libvirt; a failure is logged and the worker keeps trying in the background.
@@ -169,14 +201,6 @@ public final class Engine: Sendable {
                 origin: origin)
             return
         }
-        if command.op == .restore || command.op == .report {
-            rejectRequest(
-                RequestError(
-                    reason: .unknownOp, id: command.id, field: "op",
-                    detail: "op \(command.op.rawValue) is not available in this worker"),
-                origin: origin)
-            return
-        }
         switch cache.begin(command.id, waiter: origin) {
         case .new:
             break
@@ -199,7 +223,28 @@ public final class Engine: Sendable {
                 self?.expire(job)
             }
         }
-        dispatcher.withLock { $0 }?.submit(job, lanes: job.lanes)
+        switch command.op {
+        case .report:
+            var outcome = OpOutcome()
+            outcome.data = reportData()
+            finish(job, outcome: outcome)
+        case .restore:
+            restore(trigger: "command") { [self] summary in
+                var outcome = OpOutcome()
+                outcome.data = JSONValue.encoding(summary)
+                finish(job, outcome: outcome)
+            }
+        default:
+            dispatcherSubmit(job)
+        }
+    }
+
+    func dispatcherSubmit(_ job: Job, limited: Bool = false) {
+        dispatcher.withLock { $0 }?.submit(job, lanes: job.lanes, limited: limited)
+    }
+
+    func dispatcherRelease(_ job: Job) {
+        dispatcher.withLock { $0 }?.release(job)
     }
 
     /// Lanes serialise commands per machine; a UUID is compared case-insensitively.
@@ -231,6 +276,12 @@ public final class Engine: Sendable {
     // MARK: execution
 
     private func run(_ job: Job) {
+        // A job whose deadline passed while it waited is not run at all.
+        if job.isFinished { return }
+        if let task = job.task {
+            task(job)
+            return
+        }
         let command = job.command
         let outcome = operations.run(command)
         finish(job, outcome: outcome)
@@ -303,8 +354,43 @@ public final class Engine: Sendable {
                     "duration_ms": "\(duration)",
                 ]) { _, n in n })
         }
+        if outcome.failure == nil, let uuid = outcome.machineUUID, let name = outcome.machineName {
+            if let desired = Self.desiredState(after: command) {
+                // A result that reports a state change goes out once the change is on disk.
+                let result = result
+                store.recordIntent(
+                    uuid: uuid, name: name, desired: desired, observed: outcome.state?.name,
+                    remove: command.op == .undefine
+                ) { [self] saved in
+                    if !saved {
+                        logger.error("command's state change is not saved; publishing its result anyway", metadata: commandMetadata(command))
+                    }
+                    deliver(result, job: job, failed: false)
+                }
+                return
+            }
+            store.recordObserved(uuid: uuid, name: name, observed: outcome.state?.name)
+        }
+        deliver(result, job: job, failed: outcome.failure != nil)
+    }
+
+    /// The state a successful command asks the machine to be in (nil: it asks for none), and for
+    /// `define`/`undefine` the table row's creation or removal.
+    static func desiredState(after command: Command) -> String? {
+        switch command.op {
+        case .start: return command.args.paused == true ? "paused" : "running"
+        case .resume, .reboot: return "running"
+        case .suspend: return "paused"
+        case .shutdown, .destroy: return "shutoff"
+        case .undefine: return "shutoff"
+        default: return nil
+        }
+    }
+
+    private func deliver(_ result: ResultMessage, job: Job, failed: Bool) {
+        let command = job.command
         counters.processed.add(1, ordering: .relaxed)
-        if outcome.failure != nil { counters.failed.add(1, ordering: .relaxed) }
+        if failed { counters.failed.add(1, ordering: .relaxed) }
         counters.inFlight.subtract(1, ordering: .relaxed)
         let waiters = cache.complete(command.id, result: result)
         sink.send(Outgoing(topic: topics.result, body: Codec.encode(result), reply: job.origin.reply))
@@ -335,6 +421,7 @@ public final class Engine: Sendable {
                 "event.name": "\(event.eventName)", "event.detail": "\(event.detailName)",
                 "machine.state": "\(state?.name ?? "-")",
             ])
+        if let state { store.recordObserved(uuid: event.domainUUID, name: event.domainName, observed: state.name) }
         sink.send(Outgoing(
             topic: topics.machine,
             body: Codec.encode(MachineEventMessage(
@@ -413,6 +500,23 @@ public final class Engine: Sendable {
             logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])
         }
         dispatcher?.stop()
+        recordShutdownStates()
+        store.stop()
         session.stop()
+    }
+
+    /// At graceful shutdown: the state of every machine goes into the table; for machines no
+    /// command touched it becomes their desired state.
+    private func recordShutdownStates() {
+        guard let connection = try? session.connection(), let domains = try? connection.listAllDomains() else {
+            logger.warning("cannot list machines at shutdown; the state table keeps its last states")
+            return
+        }
+        var observations: [(uuid: String, name: String, state: String)] = []
+        for d in domains {
+            if let state = try? d.state().state { observations.append((d.uuid, d.name, state.name)) }
+        }
+        store.recordShutdown(observations: observations)
+        logger.info("machine states saved for the next start", metadata: ["state.file": "\(store.path)", "state.machines": "\(observations.count)"])
     }
 }

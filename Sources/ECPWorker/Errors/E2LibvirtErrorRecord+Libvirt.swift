@@ -14,8 +14,8 @@ extension E2LibvirtErrorRecord {
             level: error.levelName, message: error.message,
             str1: error.str1, str2: error.str2, str3: error.str3,
             int1: error.int1, int2: error.int2,
-            category: LibvirtErrorCatalog.category(code: error.code, domain: error.domain, int1: error.int1).rawValue,
-            retryable: LibvirtErrorCatalog.isRetryable(code: error.code, domain: error.domain, int1: error.int1),
+            category: LibvirtErrorCatalog.category(code: error.code, domain: error.domain, int1: error.int1, message: error.message).rawValue,
+            retryable: LibvirtErrorCatalog.isRetryable(code: error.code, domain: error.domain, int1: error.int1, message: error.message),
             summary: LibvirtErrorCatalog.summary(
                 code: error.code, codeName: error.codeName, domain: error.domain, message: error.message,
                 int1: error.int1, action: action))

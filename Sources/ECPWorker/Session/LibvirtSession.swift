@@ -72,9 +72,8 @@ final class LibvirtSession: @unchecked Sendable {
     }
 
     static func mayMeanConnectionLoss(_ error: LibvirtError) -> Bool {
-        // VIR_FROM_RPC 7, VIR_FROM_REMOTE 4; VIR_ERR_NO_CONNECT 4? No: codes: 38 system error,
-        // 39 RPC, 4 VIR_ERR_NO_CONNECT... the catalog decides.
-        LibvirtErrorCatalog.category(code: error.code, domain: error.domain, int1: error.int1) == .connection
+        LibvirtErrorCatalog.category(code: error.code, domain: error.domain, int1: error.int1, message: error.message)
+            == .connection
     }
 
     private func drop(_ connection: Connection, reason: String, error: LibvirtError?) {

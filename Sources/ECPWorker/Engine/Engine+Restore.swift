@@ -1,0 +1,269 @@
+import ECPProtocol
+import Foundation
+import Libvirt
+import Logging
+import Synchronization
+
+/// Settings of the state restore.
+public struct RestoreSettings: Sendable {
+    /// How many machines are restored at once.
+    public var parallel: Int = 4
+    /// Pause between two machine starts, to spare the host a boot storm.
+    public var staggerMs: Int = 0
+    /// How long one machine's restore may take before its outcome is `failed` with a timeout.
+    public var machineTimeoutMs: Int = 120_000
+
+    public init(parallel: Int = 4, staggerMs: Int = 0, machineTimeoutMs: Int = 120_000) {
+        self.parallel = parallel
+        self.staggerMs = staggerMs
+        self.machineTimeoutMs = machineTimeoutMs
+    }
+}
+
+/// The restore's decision for one machine, from the protocol's table.
+enum RestoreAction: String, Sendable, CaseIterable {
+    case started, resumed
+    case alreadyRunning = "already_running"
+    case missing, skipped, failed
+
+    /// What to do for a machine whose desired state is `desired` and which was found `found`
+    /// (nil: not defined in libvirt). Restore never stops a machine.
+    static func decide(desired: String, found: DomainState?) -> (action: RestoreAction, startPaused: Bool) {
+        guard let found else { return (.missing, false) }
+        switch (desired, found) {
+        case ("running", .shutoff), ("running", .crashed): return (.started, false)
+        case ("running", .paused): return (.resumed, false)
+        case ("running", .running), ("running", .blocked): return (.alreadyRunning, false)
+        case ("paused", .shutoff), ("paused", .crashed): return (.started, true)
+        default: return (.skipped, false)
+        }
+    }
+}
+
+/// What the last restore did, for `report`.
+struct RestoreRecord: Sendable {
+    var summary: RestoreSummaryMessage?
+    var outcomes: [RestoreOutcomeMessage] = []
+}
+
+/// A restore under way, and who waits for its summary.
+final class RestoreRun: @unchecked Sendable {
+    let id = UUID().uuidString.lowercased()
+    let trigger: String
+    let started = monotonicNanos()
+    let lock = NSLock()
+    var outcomes: [RestoreOutcomeMessage] = []
+    var waiters: [@Sendable (RestoreSummaryMessage) -> Void] = []
+    var nextStartAt: UInt64 = 0
+
+    init(trigger: String) {
+        self.trigger = trigger
+    }
+}
+
+extension Engine {
+    /// Runs a restore now, or joins the one under way; `completion` gets its summary.
+    /// - Parameter table: what loading the table found (at startup); later restores read memory.
+    func restore(trigger: String, table: StateStore.LoadResult? = nil, completion: @escaping @Sendable (RestoreSummaryMessage) -> Void) {
+        let run: RestoreRun? = restoreState.withLock { state in
+            if let current = state.current {
+                current.lock.lock()
+                current.waiters.append(completion)
+                current.lock.unlock()
+                return nil
+            }
+            let run = RestoreRun(trigger: trigger)
+            run.waiters.append(completion)
+            state.current = run
+            return run
+        }
+        guard let run else {
+            logger.info("restore requested while one runs; joining it", metadata: ["restore.trigger": "\(trigger)"])
+            return
+        }
+        Thread.detachNewThread { [self] in
+            perform(run, table: table ?? (FileManager.default.fileExists(atPath: store.path) ? .present(machines: 0) : .absent))
+        }
+    }
+
+    private func perform(_ run: RestoreRun, table: StateStore.LoadResult) {
+        let entries = store.snapshot().machines.sorted { ($0.value.name, $0.key) < ($1.value.name, $1.key) }
+        logger.notice(
+            "restore started",
+            metadata: [
+                "restore.id": "\(run.id)", "restore.trigger": "\(run.trigger)", "restore.table": "\(table.tableWord)",
+                "restore.machines": "\(entries.count)", "state.file": "\(store.path)",
+            ])
+        let group = DispatchGroup()
+        for (uuid, entry) in entries {
+            group.enter()
+            let command = Command(id: "restore-\(run.id)", op: .restore, machine: entry.name)
+            let lanes = Array(Set([Self.laneKey(entry.name), Self.laneKey(uuid)]))
+            let begun = monotonicNanos()
+            let conclude: @Sendable (RestoreOutcomeMessage, Job) -> Void = { [self] outcome, job in
+                guard job.claim() else { return }
+                publishOutcome(outcome, run: run)
+                dispatcherRelease(job)
+                group.leave()
+            }
+            let job = Job(command: command, origin: .local, lanes: lanes) { [self] job in
+                let outcome = restoreMachine(uuid: uuid, entry: entry, run: run, begun: begun)
+                conclude(outcome, job)
+                dispatcherRelease(job)
+            }
+            let timeout = restoreSettings.machineTimeoutMs
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) {
+                let record = WorkerErrorRecord(
+                    type: "timeout", category: "timeout", retryable: true,
+                    message: "restoring the machine took longer than \(timeout) ms",
+                    summary: "worker: cannot restore machine '\(entry.name)': it did not finish within \(timeout) ms; the libvirt call goes on and any state change it makes is reported as a machine.event")
+                conclude(
+                    RestoreOutcomeMessage(
+                        restoreId: run.id, trigger: run.trigger, machine: entry.name, uuid: uuid, desired: entry.desired,
+                        found: nil, action: RestoreAction.failed.rawValue, error: .worker(record),
+                        durationMs: millis(since: begun)),
+                    job)
+            }
+            dispatcherSubmit(job, limited: true)
+        }
+        group.wait()
+
+        run.lock.lock()
+        let outcomes = run.outcomes
+        run.lock.unlock()
+        var counts: [String: Int] = [:]
+        for action in RestoreAction.allCases { counts[action.rawValue] = 0 }
+        for o in outcomes { counts[o.action, default: 0] += 1 }
+        var summary = RestoreSummaryMessage(
+            restoreId: run.id, trigger: run.trigger, table: table.tableWord, stateFile: store.path,
+            total: outcomes.count, counts: counts, durationMs: millis(since: run.started))
+        if case .corrupt(let movedTo, let reason) = table {
+            summary.corruptFile = movedTo
+            summary.error = "the state table could not be read (\(reason)); it was moved to \(movedTo) and the worker started from an empty table"
+        }
+        // Outcomes in table order, for a stable report.
+        let order = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.key, $0) })
+        let sorted = outcomes.sorted { (order[$0.uuid] ?? 0) < (order[$1.uuid] ?? 0) }
+        restoreState.withLock { state in
+            state.last = RestoreRecord(summary: summary, outcomes: sorted)
+            state.current = nil
+        }
+        sink.send(Outgoing(topic: topics.restore, body: Codec.encode(summary)))
+        logger.notice(
+            "restore finished",
+            metadata: [
+                "restore.id": "\(run.id)", "restore.trigger": "\(run.trigger)", "restore.table": "\(table.tableWord)",
+                "restore.total": "\(summary.total)", "restore.counts": .dictionary(counts.mapValues { .stringConvertible($0) }),
+                "duration_ms": "\(summary.durationMs)",
+            ])
+        run.lock.lock()
+        let waiters = run.waiters
+        run.lock.unlock()
+        for waiter in waiters { waiter(summary) }
+    }
+
+    private func publishOutcome(_ outcome: RestoreOutcomeMessage, run: RestoreRun) {
+        run.lock.lock()
+        run.outcomes.append(outcome)
+        run.lock.unlock()
+        var metadata: Logger.Metadata = [
+            "restore.id": "\(run.id)", "machine.name": "\(outcome.machine)", "machine.uuid": "\(outcome.uuid)",
+            "restore.desired": "\(outcome.desired)", "restore.found": "\(outcome.found ?? "undefined")",
+            "restore.action": "\(outcome.action)", "duration_ms": "\(outcome.durationMs)",
+        ]
+        if let error = outcome.error {
+            metadata["error.summary"] = "\(error.summary)"
+            metadata["error.category"] = "\(error.category)"
+            if case .libvirt(let record) = error {
+                metadata["libvirt.code_name"] = "\(record.codeName)"
+                metadata["libvirt.message"] = "\(record.message ?? "")"
+                sink.send(Outgoing(topic: topics.libvirtError, body: Codec.encode(record)))
+            }
+            logger.error("restore outcome", metadata: metadata)
+        } else if outcome.action == RestoreAction.missing.rawValue {
+            logger.warning("restore outcome", metadata: metadata)
+        } else {
+            logger.info("restore outcome", metadata: metadata)
+        }
+        sink.send(Outgoing(topic: topics.restore, body: Codec.encode(outcome)))
+    }
+
+    /// Compares one machine with libvirt and acts on the decision table.
+    private func restoreMachine(uuid: String, entry: StateTable.Entry, run: RestoreRun, begun: UInt64) -> RestoreOutcomeMessage {
+        func outcome(_ found: DomainState?, _ action: RestoreAction, _ error: ErrorRecord? = nil) -> RestoreOutcomeMessage {
+            RestoreOutcomeMessage(
+                restoreId: run.id, trigger: run.trigger, machine: entry.name, uuid: uuid, desired: entry.desired,
+                found: found?.name, action: action.rawValue, error: error, durationMs: millis(since: begun))
+        }
+        func failure(_ error: LibvirtError, _ found: DomainState?, _ action: String) -> RestoreOutcomeMessage {
+            outcome(found, .failed, .libvirt(E2LibvirtErrorRecord(error, id: nil, op: nil, machine: nil, action: action)))
+        }
+        let connection: Connection
+        do {
+            connection = try session.connection()
+        } catch {
+            return failure(error, nil, "restore machine '\(entry.name)'")
+        }
+        let domain: Domain
+        let found: DomainState
+        do {
+            domain = try connection.lookup(uuid: uuid)
+            found = try domain.state().state
+        } catch {
+            if error.code == 42 { return outcome(nil, .missing) }
+            session.noteFailure(error, on: connection)
+            return failure(error, nil, "restore machine '\(entry.name)'")
+        }
+        let (action, paused) = RestoreAction.decide(desired: entry.desired, found: found)
+        switch action {
+        case .started, .resumed:
+            staggerWait(run)
+            do {
+                if action == .started {
+                    try Operations.create(domain, paused: paused)
+                } else {
+                    try domain.resume()
+                }
+            } catch {
+                session.noteFailure(error, on: connection)
+                return failure(error, found, "\(action == .started ? "start" : "resume") machine '\(entry.name)' during restore")
+            }
+            let now = (try? domain.state().state) ?? (paused ? .paused : .running)
+            store.recordObserved(uuid: uuid, name: domain.name, observed: now.name)
+            return outcome(found, action)
+        default:
+            store.recordObserved(uuid: uuid, name: domain.name, observed: found.name)
+            return outcome(found, action)
+        }
+    }
+
+    /// Spaces machine starts by `staggerMs`.
+    private func staggerWait(_ run: RestoreRun) {
+        let stagger = UInt64(restoreSettings.staggerMs) * 1_000_000
+        guard stagger > 0 else { return }
+        run.lock.lock()
+        let now = monotonicNanos()
+        let at = max(now, run.nextStartAt)
+        run.nextStartAt = at + stagger
+        run.lock.unlock()
+        if at > now { usleep(UInt32(min((at - now) / 1000, UInt64(UInt32.max)))) }
+    }
+
+    /// The `report` data: the last summary, its outcomes, and the state table.
+    func reportData() -> JSONValue {
+        let last = restoreState.withLock { $0.last }
+        let table = store.snapshot()
+        return [
+            "restore": last.summary.map(JSONValue.encoding) ?? .null,
+            "outcomes": .array(last.outcomes.map(JSONValue.encoding)),
+            "machines": JSONValue.encoding(table.machines),
+        ]
+    }
+}
+
+extension JSONValue {
+    /// Any encodable value as a JSON value.
+    static func encoding<T: Encodable>(_ value: T) -> JSONValue {
+        (try? JSONDecoder().decode(JSONValue.self, from: Codec.encode(value))) ?? .null
+    }
+}

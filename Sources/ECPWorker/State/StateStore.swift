@@ -1,0 +1,309 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps the state table in memory and on disk.
+///
+/// The file is only ever replaced whole: a temporary file in the same directory, fsync, rename
+/// over the old one, fsync of the directory. So a crash at any instant leaves the old table or the
+/// new one. Changes that arrive while a write is under way are committed together by the next
+/// write (group commit): durability costs one fsync per batch, not per command.
+final class StateStore: @unchecked Sendable {
+    /// What loading found.
+    enum LoadResult: Sendable, Equatable {
+        case absent
+        case present(machines: Int)
+        case corrupt(movedTo: String, reason: String)
+
+        var tableWord: String {
+            switch self {
+            case .absent: return "absent"
+            case .present: return "present"
+            case .corrupt: return "corrupt"
+            }
+        }
+    }
+
+    let path: String
+    private let workerID: String
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var table: StateTable
+    private var dirty = false
+    private var waiting: [@Sendable (Bool) -> Void] = []
+    private var writing = false
+    private var stopped = false
+    private var thread: Thread?
+    private var writes = 0
+
+    init(path: String, workerID: String, logger: Logger) {
+        self.path = path
+        self.workerID = workerID
+        self.logger = logger
+        self.table = StateTable(worker: workerID)
+    }
+
+    /// Reads the table from disk. A corrupt file is moved aside under a new name (never
+    /// overwritten) and the worker starts from an empty table.
+    func load() -> LoadResult {
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            if !FileManager.default.fileExists(atPath: path) {
+                logger.info("state table absent; it is created at the first change", metadata: ["state.file": "\(path)"])
+                return .absent
+            }
+            return quarantine(reason: "it cannot be read: \(error.localizedDescription)")
+        }
+        do {
+            let loaded = try StateTable.parse(data)
+            condition.lock()
+            table = loaded
+            table.worker = workerID
+            condition.unlock()
+            if loaded.worker != workerID {
+                logger.warning(
+                    "state table was written by another worker id; using it",
+                    metadata: ["state.file": "\(path)", "state.worker": "\(loaded.worker)"])
+            }
+            logger.info("state table loaded", metadata: ["state.file": "\(path)", "state.machines": "\(loaded.machines.count)"])
+            return .present(machines: loaded.machines.count)
+        } catch {
+            return quarantine(reason: error.description)
+        }
+    }
+
+    private func quarantine(reason: String) -> LoadResult {
+        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
+        var target = "\(path).corrupt-\(stamp)"
+        var n = 1
+        while FileManager.default.fileExists(atPath: target) {
+            n += 1
+            target = "\(path).corrupt-\(stamp)-\(n)"
+        }
+        // link + unlink never replaces an existing file, unlike rename.
+        if link(path, target) == 0 {
+            unlink(path)
+        } else {
+            target = path
+        }
+        logger.error(
+            "state table is corrupt; moved aside, starting from an empty table",
+            metadata: ["state.file": "\(path)", "state.corrupt_file": "\(target)", "state.error": "\(reason)"])
+        return .corrupt(movedTo: target, reason: reason)
+    }
+
+    /// Starts the writer thread.
+    func start() {
+        let t = Thread { [weak self] in self?.writerLoop() }
+        t.name = "ecp-state"
+        thread = t
+        t.start()
+    }
+
+    /// A copy of the table as it stands in memory.
+    func snapshot() -> StateTable {
+        condition.lock()
+        defer { condition.unlock() }
+        return table
+    }
+
+    /// Records what a command asked for (and what it left); `durable` runs once it is on disk
+    /// (with false if the write failed).
+    func recordIntent(uuid: String, name: String, desired: String?, observed: String?, remove: Bool, durable: @escaping @Sendable (Bool) -> Void) {
+        let now = Timestamp.now()
+        condition.lock()
+        let key = uuid.lowercased()
+        if remove {
+            table.machines.removeValue(forKey: key)
+        } else if var entry = table.machines[key] {
+            entry.name = name
+            if let desired {
+                entry.desired = desired
+                entry.desiredFrom = "command"
+            }
+            if let observed { entry.observed = observed }
+            entry.updatedAt = now
+            table.machines[key] = entry
+        } else {
+            table.machines[key] = .init(
+                name: name, desired: desired ?? observed ?? "shutoff", observed: observed, updatedAt: now,
+                desiredFrom: desired == nil ? "observed" : "command")
+        }
+        dirty = true
+        waiting.append(durable)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Records a state seen (an event, a restore); written with the next batch.
+    func recordObserved(uuid: String, name: String, observed: String?, createIfMissing: Bool = true) {
+        let now = Timestamp.now()
+        condition.lock()
+        defer { condition.unlock() }
+        let key = uuid.lowercased()
+        if var entry = table.machines[key] {
+            if entry.observed == observed && entry.name == name { return }
+            entry.name = name
+            entry.observed = observed
+            entry.updatedAt = now
+            table.machines[key] = entry
+        } else if createIfMissing, let observed {
+            table.machines[key] = .init(name: name, desired: observed, observed: observed, updatedAt: now, desiredFrom: "observed")
+        } else {
+            return
+        }
+        dirty = true
+        condition.signal()
+    }
+
+    /// At graceful shutdown: every machine no command touched takes the state it is in now as
+    /// its desired state. `observations` is every machine libvirt knows, (uuid, name, state).
+    func recordShutdown(observations: [(uuid: String, name: String, state: String)]) {
+        let now = Timestamp.now()
+        condition.lock()
+        for o in observations {
+            let key = o.uuid.lowercased()
+            if var entry = table.machines[key] {
+                entry.name = o.name
+                entry.observed = o.state
+                if !entry.touchedByCommand { entry.desired = o.state }
+                entry.updatedAt = now
+                table.machines[key] = entry
+            } else {
+                table.machines[key] = .init(name: o.name, desired: o.state, observed: o.state, updatedAt: now, desiredFrom: "observed")
+            }
+        }
+        dirty = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Blocks until everything recorded so far is on disk.
+    func flush() {
+        let done = DispatchSemaphore(value: 0)
+        condition.lock()
+        dirty = true
+        waiting.append { _ in done.signal() }
+        condition.signal()
+        condition.unlock()
+        done.wait()
+    }
+
+    /// Writes what is pending, then stops the writer.
+    func stop() {
+        flush()
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// How many times the file has been written (for tests and benchmarks).
+    var writeCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return writes
+    }
+
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while !dirty && !stopped { condition.wait() }
+            if !dirty && stopped {
+                condition.unlock()
+                return
+            }
+            var snapshot = table
+            let callbacks = waiting
+            waiting.removeAll()
+            dirty = false
+            condition.unlock()
+
+            snapshot.savedAt = Timestamp.now()
+            let ok: Bool
+            do {
+                try write(snapshot)
+                ok = true
+            } catch {
+                ok = false
+                logger.error(
+                    "state table could not be written; changes stay in memory and are retried",
+                    metadata: ["state.file": "\(path)", "state.error": "\(error)"])
+                condition.lock()
+                dirty = true
+                condition.unlock()
+            }
+            condition.lock()
+            writes += 1
+            condition.unlock()
+            for callback in callbacks { callback(ok) }
+            if !ok { usleep(200_000) }
+        }
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// Replaces the file whole: temporary file, fsync, rename, directory fsync.
+    private func write(_ table: StateTable) throws {
+        let data = try Self.encoder.encode(table) + Data("\n".utf8)
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXFailure(call: "open", path: tmp) }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        try data.withUnsafeBytes { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let failure = POSIXFailure(call: "write", path: tmp)
+                    close(fd)
+                    throw failure
+                }
+                offset += n
+            }
+        }
+        if fsync(fd) != 0 {
+            let failure = POSIXFailure(call: "fsync", path: tmp)
+            close(fd)
+            throw failure
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw POSIXFailure(call: "rename", path: path) }
+        ok = true
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
+    }
+}
+
+/// A failed system call on a file, with errno's text.
+struct POSIXFailure: Error, CustomStringConvertible {
+    let call: String
+    let path: String
+    let code: Int32
+
+    init(call: String, path: String) {
+        self.call = call
+        self.path = path
+        self.code = errno
+    }
+
+    var description: String { "\(call)(\(path)) failed: \(String(cString: strerror(code))) (errno \(code))" }
+}
