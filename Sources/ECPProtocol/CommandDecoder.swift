@@ -41,6 +41,8 @@ public struct CommandDecoder: Sendable {
         let raw: RawCommand
         do {
             raw = try JSONDecoder().decode(RawCommand.self, from: data)
+        } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
+            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got null"))
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             let kind = (try? JSONDecoder().decode(JSONValue.self, from: data))?.typeDescription ?? "not an object"
             return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got \(kind)"))

@@ -84,7 +84,7 @@ struct EngineTests {
             let r = try #require(sink.result("o\(i)"))
             #expect(r["changed"] as? Bool == true, "command \(i) ran after \(i - 1)")
         }
-        let seqs = (0..<40).map { sink.all { m in m.type == "result" && m.id == "o\($0)" }[0]["seq"] as! Int }
+        let seqs = (0..<40).map { i in sink.all { m in m.type == "result" && m.id == "o\(i)" }[0]["seq"] as! Int }
         #expect(seqs == seqs.sorted())
     }
 
@@ -128,7 +128,7 @@ struct EngineTests {
         engine.submit(#"{"v":1,"id":"u1","op":"undefine","machine":"new1"}"#)
         #expect(try #require(sink.result("u1"))["ok"] as? Bool == true)
         engine.submit(#"{"v":1,"id":"s2","op":"status","machine":"new1"}"#)
-        let gone = try #require(sink.result("s2")["error"] as? [String: Any])
+        let gone = try #require(sink.result("s2")?["error"] as? [String: Any])
         #expect(gone["code_name"] as? String == "VIR_ERR_NO_DOMAIN")
     }
 

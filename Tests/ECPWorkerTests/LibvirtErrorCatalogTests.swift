@@ -131,7 +131,7 @@ struct LibvirtErrorCatalogCoverageTests {
 // MARK: - Categories and retry verdicts
 
 /// One expected classification.
-struct ClassificationCase: Sendable, CustomTestStringConvertible {
+struct LibvirtCatalogClassificationCase: Sendable, CustomTestStringConvertible {
     let label: String
     let code: Int32
     let domain: Int32
@@ -156,7 +156,7 @@ struct ClassificationCase: Sendable, CustomTestStringConvertible {
 
 @Suite("LibvirtErrorCatalog: categories and retry")
 struct LibvirtErrorCatalogClassificationTests {
-    static let keyCases: [ClassificationCase] = [
+    static let keyCases: [LibvirtCatalogClassificationCase] = [
         .init("42 NO_DOMAIN from the test driver", code: 42, domain: 12, message: "Domain not found", .notFound, retryable: false),
         .init("42 NO_DOMAIN from QEMU", code: 42, domain: 10, .notFound, retryable: false),
         .init("28 DOM_EXIST", code: 28, domain: 10, .alreadyExists, retryable: false),
@@ -223,7 +223,7 @@ struct LibvirtErrorCatalogClassificationTests {
     ]
 
     @Test("key cases", arguments: keyCases)
-    func keyCase(_ c: ClassificationCase) {
+    func keyCase(_ c: LibvirtCatalogClassificationCase) {
         #expect(LibvirtErrorCatalog.category(code: c.code, domain: c.domain, int1: c.int1, message: c.message) == c.category)
         #expect(LibvirtErrorCatalog.isRetryable(code: c.code, domain: c.domain, int1: c.int1, message: c.message) == c.retryable)
     }
@@ -334,7 +334,7 @@ struct LibvirtErrorCatalogWordsTests {
 // MARK: - Summaries
 
 /// One expected summary.
-struct SummaryCase: Sendable, CustomTestStringConvertible {
+struct LibvirtCatalogSummaryCase: Sendable, CustomTestStringConvertible {
     let code: Int32
     let codeName: String
     let domain: Int32
@@ -348,122 +348,122 @@ struct SummaryCase: Sendable, CustomTestStringConvertible {
 
 @Suite("LibvirtErrorCatalog: summaries")
 struct LibvirtErrorCatalogSummaryTests {
-    static let cases: [SummaryCase] = [
+    static let cases: [LibvirtCatalogSummaryCase] = [
         // The protocol's example: an unknown name on the test driver.
-        SummaryCase(code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 12, message: "Domain not found", int1: -1,
+        LibvirtCatalogSummaryCase(code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 12, message: "Domain not found", int1: -1,
                     action: "start machine 'web9'",
                     expected: "test driver: cannot start machine 'web9': it does not exist (VIR_ERR_NO_DOMAIN)"),
-        SummaryCase(code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 10,
+        LibvirtCatalogSummaryCase(code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 10,
                     message: "Domain not found: no domain with matching name 'web9'", int1: -1,
                     action: "start machine 'web9'",
                     expected: "QEMU driver: cannot start machine 'web9': it does not exist (VIR_ERR_NO_DOMAIN)"),
-        SummaryCase(code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20,
+        LibvirtCatalogSummaryCase(code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20,
                     message: "Requested operation is not valid: domain is not running", int1: -1,
                     action: "destroy machine 'db1'",
                     expected: "domain configuration: cannot destroy machine 'db1': the operation is not valid in the "
                         + "machine's current state: domain is not running (VIR_ERR_OPERATION_INVALID)"),
         // qemu:///system with no daemon.
-        SummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
+        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
                     message: "Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory",
                     int1: 2, action: "connect to qemu:///system",
                     expected: "remote connection: cannot connect to qemu:///system: a system call failed: Failed to "
                         + "connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory "
                         + "(VIR_ERR_SYSTEM_ERROR, ENOENT: No such file or directory)"),
-        SummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
+        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
                     message: "unable to connect to server at '127.0.0.1:1': Connection refused",
                     int1: 111, action: "connect to qemu+tcp://127.0.0.1:1/system",
                     expected: "remote connection: cannot connect to qemu+tcp://127.0.0.1:1/system: a system call "
                         + "failed: unable to connect to server at '127.0.0.1:1': Connection refused "
                         + "(VIR_ERR_SYSTEM_ERROR, ECONNREFUSED: Connection refused)"),
         // A system error without an errno (name resolution) names no errno.
-        SummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
+        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
                     message: "Unable to resolve address 'no-such-host.invalid' service '16509': Name or service not known",
                     int1: -1, action: "connect to qemu+tcp://no-such-host.invalid/system",
                     expected: "remote connection: cannot connect to qemu+tcp://no-such-host.invalid/system: a system "
                         + "call failed: Unable to resolve address 'no-such-host.invalid' service '16509': Name or "
                         + "service not known (VIR_ERR_SYSTEM_ERROR)"),
         // A system error with an errno this catalog does not name.
-        SummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 10, message: "cannot do it: Unknown error 500",
+        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 10, message: "cannot do it: Unknown error 500",
                     int1: 500, action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': a system call failed: cannot do it: Unknown "
                         + "error 500 (VIR_ERR_SYSTEM_ERROR, errno 500)"),
         // A duplicate name, as libvirt reports it.
-        SummaryCase(code: 9, codeName: "VIR_ERR_OPERATION_FAILED", domain: 20,
+        LibvirtCatalogSummaryCase(code: 9, codeName: "VIR_ERR_OPERATION_FAILED", domain: 20,
                     message: "operation failed: domain 'test' already exists with uuid 6695eb01-f6a4-8304-79aa-97f2502e193f",
                     int1: -1, action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the operation failed: domain 'test' "
                         + "already exists with uuid 6695eb01-f6a4-8304-79aa-97f2502e193f (VIR_ERR_OPERATION_FAILED)"),
-        SummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12,
+        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12,
                     message: "internal error: Domain 'test' is already running", int1: -1,
                     action: "start machine 'test'",
                     expected: "test driver: cannot start machine 'test': an internal error occurred: Domain 'test' "
                         + "is already running (VIR_ERR_INTERNAL_ERROR)"),
         // Bad XML: the first line, without libxml's location; the XML echo and caret stay out.
-        SummaryCase(code: 35, codeName: "VIR_ERR_XML_DETAIL", domain: 20,
+        LibvirtCatalogSummaryCase(code: 35, codeName: "VIR_ERR_XML_DETAIL", domain: 20,
                     message: "(domain_definition):1: Premature end of data in tag domain line 1\n"
                         + "<domain type='test'><name>x</name>\n----------------------------------^",
                     int1: -1, action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the XML is not valid: Premature end "
                         + "of data in tag domain line 1 (VIR_ERR_XML_DETAIL)"),
-        SummaryCase(code: 21, codeName: "VIR_ERR_NO_NAME", domain: 20, message: "missing name information", int1: -1,
+        LibvirtCatalogSummaryCase(code: 21, codeName: "VIR_ERR_NO_NAME", domain: 20, message: "missing name information", int1: -1,
                     action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the machine's name is missing (VIR_ERR_NO_NAME)"),
-        SummaryCase(code: 67, codeName: "VIR_ERR_CONFIG_UNSUPPORTED", domain: 20,
+        LibvirtCatalogSummaryCase(code: 67, codeName: "VIR_ERR_CONFIG_UNSUPPORTED", domain: 20,
                     message: "unsupported configuration: invalid domain type bogus", int1: -1,
                     action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the configuration is not supported: "
                         + "invalid domain type bogus (VIR_ERR_CONFIG_UNSUPPORTED)"),
-        SummaryCase(code: 29, codeName: "VIR_ERR_OPERATION_DENIED", domain: 20,
+        LibvirtCatalogSummaryCase(code: 29, codeName: "VIR_ERR_OPERATION_DENIED", domain: 20,
                     message: "operation forbidden: read only access prevents virDomainDestroy", int1: -1,
                     action: "destroy machine 'test'",
                     expected: "domain configuration: cannot destroy machine 'test': the operation is forbidden on a "
                         + "read-only connection: read only access prevents virDomainDestroy (VIR_ERR_OPERATION_DENIED)"),
-        SummaryCase(code: 68, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: 10,
+        LibvirtCatalogSummaryCase(code: 68, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: 10,
                     message: "Timed out during operation: cannot acquire state change lock (held by monitor=remoteDispatchDomainCreate)",
                     int1: -1, action: "shut down machine 'web1'",
                     expected: "QEMU driver: cannot shut down machine 'web1': the operation timed out: cannot acquire "
                         + "state change lock (held by monitor=remoteDispatchDomainCreate) (VIR_ERR_OPERATION_TIMEOUT)"),
-        SummaryCase(code: 86, codeName: "VIR_ERR_AGENT_UNRESPONSIVE", domain: 10,
+        LibvirtCatalogSummaryCase(code: 86, codeName: "VIR_ERR_AGENT_UNRESPONSIVE", domain: 10,
                     message: "Guest agent is not responding: QEMU guest agent is not connected", int1: -1,
                     action: "reboot machine 'web1'",
                     expected: "QEMU driver: cannot reboot machine 'web1': the guest agent is not responding: QEMU "
                         + "guest agent is not connected (VIR_ERR_AGENT_UNRESPONSIVE)"),
         // No message: the problem phrase alone.
-        SummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 0, message: nil, int1: -1,
+        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 0, message: nil, int1: -1,
                     action: "list machines",
                     expected: "libvirt: cannot list machines: an internal error occurred (VIR_ERR_INTERNAL_ERROR)"),
         // The message is only libvirt's standard text for the code: nothing is repeated.
-        SummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10, message: "internal error", int1: -1,
+        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10, message: "internal error", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': an internal error occurred (VIR_ERR_INTERNAL_ERROR)"),
         // The prefix twice, white space, a trailing period: stripped.
-        SummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10,
+        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10,
                     message: "  internal error: internal error: qemu unexpectedly closed the monitor.  ", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': an internal error occurred: qemu unexpectedly "
                         + "closed the monitor (VIR_ERR_INTERNAL_ERROR)"),
         // A message that only repeats the problem phrase adds nothing.
-        SummaryCase(code: 68, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: 10,
+        LibvirtCatalogSummaryCase(code: 68, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: 10,
                     message: "Timed out during operation: the operation timed out", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': the operation timed out (VIR_ERR_OPERATION_TIMEOUT)"),
         // An empty code name: the catalog's name.
-        SummaryCase(code: 87, codeName: "", domain: 10, message: "resource busy: disk is locked", int1: -1,
+        LibvirtCatalogSummaryCase(code: 87, codeName: "", domain: 10, message: "resource busy: disk is locked", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': a resource is already in use: disk is locked "
                         + "(VIR_ERR_RESOURCE_BUSY)"),
         // No action (an error outside a command).
-        SummaryCase(code: 39, codeName: "VIR_ERR_RPC", domain: 7, message: "connection closed", int1: -1, action: "",
+        LibvirtCatalogSummaryCase(code: 39, codeName: "VIR_ERR_RPC", domain: 7, message: "connection closed", int1: -1, action: "",
                     expected: "remote connection: the remote procedure call failed: connection closed (VIR_ERR_RPC)"),
         // Values newer than this catalog: the message keeps the reason.
-        SummaryCase(code: 500, codeName: "VIR_ERR_UNKNOWN_500", domain: 99, message: "something new went wrong",
+        LibvirtCatalogSummaryCase(code: 500, codeName: "VIR_ERR_UNKNOWN_500", domain: 99, message: "something new went wrong",
                     int1: -1, action: "start machine 'x'",
                     expected: "libvirt subsystem 99: cannot start machine 'x': libvirt reported error 500: something "
                         + "new went wrong (VIR_ERR_UNKNOWN_500)"),
     ]
 
     @Test("exact summaries", arguments: cases)
-    func exactSummary(_ c: SummaryCase) {
+    func exactSummary(_ c: LibvirtCatalogSummaryCase) {
         let summary = LibvirtErrorCatalog.summary(
             code: c.code, codeName: c.codeName, domain: c.domain, message: c.message, int1: c.int1, action: c.action)
         #expect(summary == c.expected)

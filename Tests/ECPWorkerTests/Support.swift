@@ -58,18 +58,23 @@ struct NodeFile {
 
     /// - Parameter machines: (name, running) pairs; UUIDs are derived from the index.
     init(_ machines: [(String, Bool)]) throws {
+        try self.init(states: machines.map { ($0.0, $0.1 ? 1 : 5) })
+    }
+
+    /// - Parameter states: (name, libvirt run state number: 1 running, 3 paused, 5 shut off, 6 crashed).
+    init(states machines: [(String, Int)]) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-node-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         url = dir.appendingPathComponent("node.xml")
         var xml = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-        for (i, (name, running)) in machines.enumerated() {
+        for (i, (name, runstate)) in machines.enumerated() {
             xml += """
                 <domain type='test'>
                   <name>\(name)</name>
                   <uuid>\(Self.uuid(i))</uuid>
                   <memory>65536</memory><currentMemory>65536</currentMemory><vcpu>1</vcpu>
                   <os><type>hvm</type></os>
-                  \(running ? "" : "<test:runstate>5</test:runstate>")
+                  \(runstate == 1 ? "" : "<test:runstate>\(runstate)</test:runstate>")
                 </domain>
 
                 """
@@ -83,12 +88,24 @@ struct NodeFile {
     }
 }
 
-func makeEngine(uri: String, sink: MemorySink, maxParallel: Int = 4) -> Engine {
+/// A fresh directory for a state table.
+func temporaryStatePath() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-state-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent("state.json").path
+}
+
+func makeEngine(
+    uri: String, sink: MemorySink, maxParallel: Int = 4, stateFile: String = temporaryStatePath(),
+    restore: RestoreSettings = .init()
+) -> Engine {
     var logger = Logger(label: "test")
     logger.logLevel = .critical
     let engine = Engine(
-        configuration: EngineConfiguration(workerID: "t1", libvirtURI: uri, maxParallel: maxParallel),
+        configuration: EngineConfiguration(
+            workerID: "t1", libvirtURI: uri, stateFile: stateFile, maxParallel: maxParallel, restore: restore),
         sink: sink, logger: logger)
+    engine.openStateTable()
     engine.start()
     return engine
 }

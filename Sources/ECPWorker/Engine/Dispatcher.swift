@@ -33,7 +33,8 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         self.execute = execute
         self.groupLimit = max(1, groupLimit)
         for i in 0..<max(1, count) {
-            let thread = Thread { [unowned self] in self.loop() }
+            // Each thread keeps the dispatcher alive until `stop` lets it end.
+            let thread = Thread { self.loop() }
             thread.name = "\(name)-\(i)"
             thread.stackSize = 1 << 20
             threads.append(thread)

@@ -159,6 +159,12 @@ public final class Engine: Sendable {
         self.dispatcher.withLock { $0 = dispatcher }
     }
 
+    deinit {
+        dispatcher.withLock { $0?.stop() }
+        session.stop()
+        store.stopWriter()
+    }
+
     /// Breaks the cycle between the session's callbacks and the engine.
     private final class SessionCallbacks: @unchecked Sendable {
         weak var engine: Engine?

@@ -186,7 +186,13 @@ struct Operations: Sendable {
 
     /// Boots a machine, paused if asked. libvirt's test driver cannot start paused (it takes no
     /// flags); it has no guest that could run meanwhile, so there the worker starts, then pauses.
+    ///
+    /// A crashed machine kept by libvirt for inspection (`on_crash` preserve) is still active and
+    /// cannot boot; its dead instance is destroyed first.
     static func create(_ d: Domain, paused: Bool) throws(LibvirtError) {
+        if try d.state().state == .crashed, try d.isActive() {
+            try d.destroy()
+        }
         do {
             try d.create(paused: paused)
         } catch where paused && error.code == 8 && error.domain == 12 {

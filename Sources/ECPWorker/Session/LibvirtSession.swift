@@ -39,7 +39,7 @@ final class LibvirtSession: @unchecked Sendable {
     func start() -> LibvirtError? {
         EventLoop.startDefault()
         let error = attempt()
-        let thread = Thread { [weak self] in self?.reconnectLoop() }
+        let thread = Thread { self.reconnectLoop() }
         thread.name = "libvirt-reconnect"
         reconnectThread = thread
         thread.start()

@@ -99,7 +99,7 @@ final class StateStore: @unchecked Sendable {
 
     /// Starts the writer thread.
     func start() {
-        let t = Thread { [weak self] in self?.writerLoop() }
+        let t = Thread { self.writerLoop() }
         t.name = "ecp-state"
         thread = t
         t.start()
@@ -197,6 +197,14 @@ final class StateStore: @unchecked Sendable {
     /// Writes what is pending, then stops the writer.
     func stop() {
         flush()
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Ends the writer thread after the writes already pending, without waiting for them.
+    func stopWriter() {
         condition.lock()
         stopped = true
         condition.signal()
