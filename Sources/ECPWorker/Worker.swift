@@ -25,6 +25,10 @@ public struct WorkerConfiguration: Sendable {
     public var limits: CommandLimits = .default
     public var maxFrameBytes: Int64 = 4 << 20
     public var restore = RestoreSettings()
+    /// The worker's CURVE key pair file, and the directory of admitted client keys (`*.pub`):
+    /// both set switch CURVE on for every socket.
+    public var curveKeyFile: String?
+    public var curveClientsDirectory: String?
     /// Whether to restore the machines' states at startup.
     public var restoreAtStartup = true
 
@@ -53,6 +57,9 @@ public struct WorkerConfiguration: Sendable {
         if restore.staggerMs < 0 || restore.staggerMs > 600_000 { return "--restore-stagger-ms: must be between 0 and 600000, got \(restore.staggerMs)" }
         if restore.machineTimeoutMs < 1 { return "--restore-timeout-ms: must be positive, got \(restore.machineTimeoutMs)" }
         if stateFile.isEmpty { return "--state-file: must not be empty" }
+        if (curveKeyFile == nil) != (curveClientsDirectory == nil) {
+            return "--curve-key-file and --curve-clients go together: the worker's key pair, and the keys it admits"
+        }
         if commands == nil && control == nil {
             return "--commands and --control are both off: the worker could take no commands"
         }
@@ -85,6 +92,20 @@ public final class Worker: Service, Sendable {
             events: try c.events.map { try Endpoint(parsing: $0, defaultDirection: .bind) })
         var options = SocketTransport.Options()
         options.maxFrameBytes = c.maxFrameBytes
+        var authenticator: CurveAuthenticator?
+        if let keyFile = c.curveKeyFile, let clients = c.curveClientsDirectory {
+            let curve = try CurveSettings.load(keyFile: keyFile, clientsDirectory: clients)
+            let zap = try CurveAuthenticator(context: context, settings: curve, logger: logger)
+            try zap.start()
+            authenticator = zap
+            options.curveSecretKey = curve.secretKey
+            logger.notice(
+                "CURVE on: only admitted client keys may connect",
+                metadata: ["curve.public_key": "\(curve.publicKey)", "curve.clients": "\(curve.clients.count)", "curve.clients_dir": "\(clients)"])
+            if curve.clients.isEmpty {
+                logger.warning("no client keys in the CURVE clients directory: nobody can connect", metadata: ["curve.clients_dir": "\(clients)"])
+            }
+        }
         let transport = try SocketTransport(
             context: context, endpoints: endpoints, options: options, workerID: c.workerID, run: run, logger: logger)
         let engine = Engine(
@@ -136,8 +157,10 @@ public final class Worker: Service, Sendable {
         timer.cancel()
         await engine.drain(graceSeconds: c.shutdownGraceSeconds)
         engine.announceStop(reason: "signal")
+        // Closing the sockets (with their linger) delivers what is queued, `worker.stopping` included;
+        // the context terminates once the last socket is gone.
         transport.stop()
-        context.shutdown()
+        authenticator?.stop()
         logger.notice("worker stopped")
     }
 }

@@ -72,6 +72,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds one machine's restore may take before it counts as failed (env ECP_RESTORE_TIMEOUT_MS).")
     var restoreTimeoutMs: Int = envInt("RESTORE_TIMEOUT_MS", 120_000)
 
+    @Option(help: "The worker's CURVE key pair file (made by `ecpctl keygen`; mode 0600). With --curve-clients, switches CURVE on for every socket (env ECP_CURVE_KEY_FILE).")
+    var curveKeyFile: String = env("CURVE_KEY_FILE") ?? ""
+
+    @Option(help: "Directory of the client public keys (*.pub) the worker admits (env ECP_CURVE_CLIENTS).")
+    var curveClients: String = env("CURVE_CLIENTS") ?? ""
+
     @Flag(help: "Do not restore the machines' states at startup (a `restore` command still does).")
     var noRestore: Bool = env("NO_RESTORE") == "1"
 
@@ -102,6 +108,8 @@ struct WorkerCommand: AsyncParsableCommand {
         c.maxFrameBytes = Int64(maxFrameBytes)
         c.restore = RestoreSettings(parallel: restoreParallel, staggerMs: restoreStaggerMs, machineTimeoutMs: restoreTimeoutMs)
         c.restoreAtStartup = !noRestore
+        c.curveKeyFile = curveKeyFile.isEmpty ? nil : curveKeyFile
+        c.curveClientsDirectory = curveClients.isEmpty ? nil : curveClients
         c.limits.maxDocumentBytes = min(c.limits.maxDocumentBytes, maxFrameBytes)
         return c
     }

@@ -106,6 +106,7 @@ public final class Engine: Sendable {
     private let counters = Counters()
     let startedAt = monotonicNanos()
     let topics: Topics
+    private let eventQueue = DispatchQueue(label: "ecp-machine-events")
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -419,7 +420,16 @@ public final class Engine: Sendable {
     // MARK: events
 
     func handleLifecycle(_ event: LifecycleEvent) {
-        let state = Self.stateAfter(event)
+        // Runs on libvirt's event thread; events keep their order on one serial queue, where a
+        // `defined` event, which does not imply a state, may ask libvirt for it.
+        eventQueue.async { [self] in publishLifecycle(event) }
+    }
+
+    private func publishLifecycle(_ event: LifecycleEvent) {
+        var state = Self.stateAfter(event)
+        if state == nil, event.eventName == "defined", let connection = try? session.connection() {
+            state = try? connection.lookup(uuid: event.domainUUID).state().state
+        }
         logger.info(
             "machine lifecycle event",
             metadata: [

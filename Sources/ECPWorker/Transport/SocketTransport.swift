@@ -28,7 +28,10 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         public var maxFrameBytes: Int64 = 4 << 20
         public var eventsHighWaterMark: Int32 = 100_000
         public var commandsHighWaterMark: Int32 = 100_000
-        public var linger: Int32 = 200
+        public var linger: Int32 = 2000
+        /// The worker's CURVE secret key: when set, every socket is a CURVE server whose clients
+        /// the ZAP handler vets.
+        public var curveSecretKey: String?
         public init() {}
     }
 
@@ -105,6 +108,11 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private func openSockets() throws -> Sockets {
         var s = Sockets()
         var bound: [String: String] = [:]
+        func secure(_ socket: Socket) throws {
+            guard let key = options.curveSecretKey else { return }
+            try socket.setCurveServer(secretKey: key)
+            try socket.setZAPDomain("ecp")
+        }
         func describe(_ socket: Socket, _ endpoint: Endpoint) -> String {
             if endpoint.direction == .bind, let last = try? socket.lastEndpoint { return "@" + last }
             return endpoint.description
@@ -114,6 +122,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 let pub = try context.makeSocket(.pub)
                 try pub.setLinger(milliseconds: options.linger)
                 try pub.setSendHighWaterMark(options.eventsHighWaterMark)
+                try secure(pub)
                 try pub.attach(ep)
                 bound["events"] = describe(pub, ep)
                 s.events = pub
@@ -123,6 +132,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try sub.setLinger(milliseconds: 0)
                 try sub.setMaxMessageSize(options.maxFrameBytes)
                 try sub.setReceiveHighWaterMark(options.commandsHighWaterMark)
+                try secure(sub)
                 try sub.subscribe(Topic.command(workerID))
                 try sub.subscribe(Topic.commandAll)
                 try sub.attach(ep)
@@ -134,6 +144,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try router.setLinger(milliseconds: options.linger)
                 try router.setMaxMessageSize(options.maxFrameBytes)
                 try router.setRouterMandatory(true)
+                try secure(router)
                 try router.attach(ep)
                 bound["control"] = describe(router, ep)
                 s.control = router

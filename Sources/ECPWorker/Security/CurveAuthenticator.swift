@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+import ZeroMQ
+
+/// The worker's CURVE settings: its own key pair and the public keys of the clients it admits.
+public struct CurveSettings: Sendable {
+    /// The worker's secret key (Z85).
+    public var secretKey: String
+    /// The worker's public key (Z85), which clients need.
+    public var publicKey: String
+    /// Admitted client public keys (Z85) and the file each came from.
+    public var clients: [String: String]
+
+    public init(secretKey: String, publicKey: String, clients: [String: String]) {
+        self.secretKey = secretKey
+        self.publicKey = publicKey
+        self.clients = clients
+    }
+
+    /// Reads the worker's key pair (a file only its owner may read) and every `*.pub` file of the
+    /// clients directory (which others must not be able to write).
+    public static func load(keyFile: String, clientsDirectory: String) throws -> CurveSettings {
+        let own: CurveKeyFile
+        do {
+            own = try CurveKeyFile.read(path: keyFile, requirePrivate: true)
+        } catch {
+            throw WorkerStartupError(message: "--curve-key-file: \(error.message)")
+        }
+        guard let secret = own.secretKey else {
+            throw WorkerStartupError(message: "--curve-key-file: \(keyFile) holds no secret-key (it is a public key file)")
+        }
+        var info = stat()
+        guard stat(clientsDirectory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw WorkerStartupError(message: "--curve-clients: \(clientsDirectory) is not a directory")
+        }
+        if info.st_mode & 0o022 != 0 {
+            throw WorkerStartupError(
+                message: "--curve-clients: \(clientsDirectory) is writable by others than its owner; anyone could admit a key (chmod go-w)")
+        }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: clientsDirectory).filter { $0.hasSuffix(".pub") }.sorted()
+        } catch {
+            throw WorkerStartupError(message: "--curve-clients: cannot list \(clientsDirectory): \(error.localizedDescription)")
+        }
+        var clients: [String: String] = [:]
+        for name in names {
+            let path = (clientsDirectory as NSString).appendingPathComponent(name)
+            var fileInfo = stat()
+            if stat(path, &fileInfo) == 0, fileInfo.st_mode & 0o022 != 0 {
+                throw WorkerStartupError(message: "--curve-clients: \(path) is writable by others than its owner (chmod go-w)")
+            }
+            do {
+                clients[try CurveKeyFile.read(path: path).publicKey] = name
+            } catch {
+                throw WorkerStartupError(message: "--curve-clients: \(error.message)")
+            }
+        }
+        return CurveSettings(secretKey: secret, publicKey: own.publicKey, clients: clients)
+    }
+}
+
+/// A ZAP handler (ZeroMQ RFC 27) that admits only the configured client keys.
+///
+/// Without a handler, a CURVE server accepts any client key (encryption without
+/// authentication). It is bound at `inproc://zeromq.zap.01` in the worker's context before any
+/// socket binds, and serves on a thread of its own.
+final class CurveAuthenticator: @unchecked Sendable {
+    static let endpoint = "inproc://zeromq.zap.01"
+    private let context: Context
+    private let clients: [Data: (z85: String, file: String)]
+    private let logger: Logger
+    private let wake: WakeSignal
+    private let lock = NSLock()
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(context: Context, settings: CurveSettings, logger: Logger) throws {
+        self.context = context
+        self.logger = logger
+        self.wake = try WakeSignal()
+        var clients: [Data: (String, String)] = [:]
+        for (z85, file) in settings.clients {
+            if let raw = Z85.decode(z85) { clients[raw] = (z85, file) }
+        }
+        self.clients = clients
+    }
+
+    /// Binds the handler's socket and starts serving; returns once it is bound.
+    func start() throws {
+        let ready = DispatchSemaphore(value: 0)
+        let failure = FailureBox()
+        let thread = Thread { [self] in
+            let socket: Socket
+            do {
+                socket = try context.makeSocket(.rep)
+                try socket.setLinger(milliseconds: 0)
+                try socket.bind(Self.endpoint)
+            } catch {
+                failure.error = error
+                ready.signal()
+                finished.signal()
+                return
+            }
+            ready.signal()
+            serve(socket)
+            socket.close()
+            finished.signal()
+        }
+        thread.name = "ecp-zap"
+        thread.start()
+        ready.wait()
+        if let error = failure.error { throw WorkerStartupError(message: "cannot start the CURVE authenticator: \(error)") }
+    }
+
+    private final class FailureBox: @unchecked Sendable {
+        var error: (any Error)?
+    }
+
+    func stop() {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        wake.raise()
+        finished.wait()
+    }
+
+    private func serve(_ socket: Socket) {
+        while true {
+            lock.lock()
+            let stop = stopping
+            lock.unlock()
+            if stop { return }
+            guard let events = try? poll([.fileDescriptor(wake.fileDescriptor), .socket(socket)], timeoutMs: -1) else { return }
+            if events[0].contains(.readable) { wake.drain() }
+            guard events[1].contains(.readable) else { continue }
+            guard let request = try? socket.receive(dontWait: true) else { continue }
+            let reply = answer(request)
+            _ = try? socket.send(reply)
+        }
+    }
+
+    /// The reply to one ZAP request: [version, request id, status, text, user id, metadata].
+    func answer(_ frames: [Data]) -> [Data] {
+        func reply(_ requestID: Data, _ code: String, _ text: String, user: String = "") -> [Data] {
+            [Data("1.0".utf8), requestID, Data(code.utf8), Data(text.utf8), Data(user.utf8), Data()]
+        }
+        guard frames.count >= 6, frames[0] == Data("1.0".utf8) else {
+            return reply(frames.count > 1 ? frames[1] : Data(), "500", "malformed ZAP request")
+        }
+        let requestID = frames[1]
+        let address = String(decoding: frames[3], as: UTF8.self)
+        let mechanism = String(decoding: frames[5], as: UTF8.self)
+        guard mechanism == "CURVE", frames.count >= 7, frames[6].count == 32 else {
+            logger.warning(
+                "client refused: not CURVE",
+                metadata: ["client.address": "\(address)", "client.mechanism": "\(mechanism)"])
+            return reply(requestID, "400", "CURVE required")
+        }
+        let key = frames[6]
+        if let known = clients[key] {
+            logger.debug("client admitted", metadata: ["client.address": "\(address)", "client.key": "\(known.z85)", "client.key_file": "\(known.file)"])
+            return reply(requestID, "200", "OK", user: known.z85)
+        }
+        logger.warning(
+            "client refused: unknown CURVE key",
+            metadata: ["client.address": "\(address)", "client.key": "\(Z85.encode(key) ?? "?")"])
+        return reply(requestID, "400", "unknown key")
+    }
+}
