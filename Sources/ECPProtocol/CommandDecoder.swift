@@ -8,11 +8,14 @@ public struct CommandLimits: Sendable, Equatable {
     public var maxXMLBytes: Int
     /// The largest `timeout_ms` and `wait_ms` accepted (one day by default).
     public var maxDurationMs: Int
+    /// The deepest nesting of arrays and objects accepted.
+    public var maxDepth: Int
 
-    public init(maxDocumentBytes: Int = 1 << 20, maxXMLBytes: Int = 512 << 10, maxDurationMs: Int = 86_400_000) {
+    public init(maxDocumentBytes: Int = 1 << 20, maxXMLBytes: Int = 512 << 10, maxDurationMs: Int = 86_400_000, maxDepth: Int = 32) {
         self.maxDocumentBytes = maxDocumentBytes
         self.maxXMLBytes = maxXMLBytes
         self.maxDurationMs = maxDurationMs
+        self.maxDepth = maxDepth
     }
 
     public static let `default` = CommandLimits()
@@ -37,6 +40,11 @@ public struct CommandDecoder: Sendable {
         }
         if data.isEmpty {
             return .failure(RequestError(reason: .malformedJSON, detail: "command frame is empty"))
+        }
+        if let depth = Self.exceedsDepth(data, limit: limits.maxDepth) {
+            return .failure(RequestError(
+                reason: .tooLarge,
+                detail: "command nests arrays and objects \(depth) deep, the limit is \(limits.maxDepth)"))
         }
         let raw: RawCommand
         do {
@@ -173,6 +181,31 @@ public struct CommandDecoder: Sendable {
             break
         }
         return .success(args)
+    }
+
+    /// The nesting depth reached once it passes `limit`, or nil: a scan that costs one pass and no
+    /// allocation, so a hostile document is refused before the parser recurses into it.
+    static func exceedsDepth(_ data: Data, limit: Int) -> Int? {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in data {
+            if inString {
+                if escaped { escaped = false }
+                else if byte == UInt8(ascii: "\\") { escaped = true }
+                else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > limit { return depth }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            default: break
+            }
+        }
+        return nil
     }
 
     /// Why an id is not acceptable, or nil.

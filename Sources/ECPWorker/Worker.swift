@@ -24,6 +24,9 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownGraceSeconds: Double = 10
     public var limits: CommandLimits = .default
     public var maxFrameBytes: Int64 = 4 << 20
+    public var maxQueue: Int = 10_000
+    public var dedupeIDs: Int = 10_000
+    public var dedupeWindowSeconds: Double = 600
     public var restore = RestoreSettings()
     /// The worker's CURVE key pair file, and the directory of admitted client keys (`*.pub`):
     /// both set switch CURVE on for every socket.
@@ -57,6 +60,16 @@ public struct WorkerConfiguration: Sendable {
         if restore.staggerMs < 0 || restore.staggerMs > 600_000 { return "--restore-stagger-ms: must be between 0 and 600000, got \(restore.staggerMs)" }
         if restore.machineTimeoutMs < 1 { return "--restore-timeout-ms: must be positive, got \(restore.machineTimeoutMs)" }
         if stateFile.isEmpty { return "--state-file: must not be empty" }
+        if limits.maxDocumentBytes < 256 || Int64(limits.maxDocumentBytes) > maxFrameBytes {
+            return "--max-command-bytes: must be between 256 and --max-frame-bytes (\(maxFrameBytes)), got \(limits.maxDocumentBytes)"
+        }
+        if limits.maxXMLBytes < 64 || limits.maxXMLBytes > limits.maxDocumentBytes {
+            return "--max-xml-bytes: must be between 64 and --max-command-bytes (\(limits.maxDocumentBytes)), got \(limits.maxXMLBytes)"
+        }
+        if limits.maxDepth < 2 || limits.maxDepth > 512 { return "--max-depth: must be between 2 and 512, got \(limits.maxDepth)" }
+        if maxQueue < 1 { return "--max-queue: must be positive, got \(maxQueue)" }
+        if dedupeIDs < 1 || dedupeIDs > 10_000_000 { return "--dedupe-ids: must be between 1 and 10000000, got \(dedupeIDs)" }
+        if dedupeWindowSeconds < 0 { return "--dedupe-window-s: must not be negative" }
         if (curveKeyFile == nil) != (curveClientsDirectory == nil) {
             return "--curve-key-file and --curve-clients go together: the worker's key pair, and the keys it admits"
         }
@@ -111,7 +124,8 @@ public final class Worker: Service, Sendable {
         let engine = Engine(
             configuration: EngineConfiguration(
                 workerID: c.workerID, libvirtURI: c.libvirtURI, stateFile: c.stateFile, maxParallel: c.maxParallel,
-                limits: c.limits, restore: c.restore),
+                limits: c.limits, dedupeCapacity: c.dedupeIDs, dedupeWindowSeconds: c.dedupeWindowSeconds,
+                restore: c.restore, maxQueue: c.maxQueue),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
         let table = engine.openStateTable()

@@ -63,6 +63,24 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Largest command frame in bytes; a peer sending more is dropped (env ECP_MAX_FRAME_BYTES).")
     var maxFrameBytes: Int = envInt("MAX_FRAME_BYTES", 4 << 20)
 
+    @Option(help: "Largest command document in bytes; larger ones are answered too_large (env ECP_MAX_COMMAND_BYTES).")
+    var maxCommandBytes: Int = envInt("MAX_COMMAND_BYTES", 1 << 20)
+
+    @Option(help: "Largest domain XML in a define command, in bytes (env ECP_MAX_XML_BYTES).")
+    var maxXmlBytes: Int = envInt("MAX_XML_BYTES", 512 << 10)
+
+    @Option(help: "Deepest nesting of arrays and objects in a command (env ECP_MAX_DEPTH).")
+    var maxDepth: Int = envInt("MAX_DEPTH", 32)
+
+    @Option(help: "Commands accepted and not yet answered, past which new ones are answered busy (env ECP_MAX_QUEUE).")
+    var maxQueue: Int = envInt("MAX_QUEUE", 10_000)
+
+    @Option(help: "Command ids remembered for de-duplication, at least (env ECP_DEDUPE_IDS).")
+    var dedupeIds: Int = envInt("DEDUPE_IDS", 10_000)
+
+    @Option(help: "Seconds a command id is remembered for de-duplication, within a bounded memory (env ECP_DEDUPE_WINDOW_S).")
+    var dedupeWindowS: Double = env("DEDUPE_WINDOW_S").flatMap { Double($0) } ?? 600
+
     @Option(help: "How many machines a restore brings back at once (env ECP_RESTORE_PARALLEL).")
     var restoreParallel: Int = envInt("RESTORE_PARALLEL", 4)
 
@@ -110,7 +128,12 @@ struct WorkerCommand: AsyncParsableCommand {
         c.restoreAtStartup = !noRestore
         c.curveKeyFile = curveKeyFile.isEmpty ? nil : curveKeyFile
         c.curveClientsDirectory = curveClients.isEmpty ? nil : curveClients
-        c.limits.maxDocumentBytes = min(c.limits.maxDocumentBytes, maxFrameBytes)
+        c.limits.maxDocumentBytes = maxCommandBytes
+        c.limits.maxXMLBytes = maxXmlBytes
+        c.limits.maxDepth = maxDepth
+        c.maxQueue = maxQueue
+        c.dedupeIDs = dedupeIds
+        c.dedupeWindowSeconds = dedupeWindowS
         return c
     }
 

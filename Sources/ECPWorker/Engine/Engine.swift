@@ -38,11 +38,15 @@ public struct EngineConfiguration: Sendable {
     /// Path of the state table.
     public var stateFile: String
     public var restore: RestoreSettings
+    /// Commands accepted and not yet answered, past which new ones are answered `busy`.
+    public var maxQueue: Int = 10_000
 
     public init(
         workerID: String, libvirtURI: String, stateFile: String, maxParallel: Int = 8, limits: CommandLimits = .default,
-        dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init()
+        dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init(),
+        maxQueue: Int = 10_000
     ) {
+        self.maxQueue = maxQueue
         self.workerID = workerID
         self.stateFile = stateFile
         self.restore = restore
@@ -208,16 +212,23 @@ public final class Engine: Sendable {
                 origin: origin)
             return
         }
+        if counters.inFlight.load(ordering: .relaxed) >= config.maxQueue {
+            rejectRequest(
+                RequestError(
+                    reason: .busy, id: command.id,
+                    detail: "\(config.maxQueue) commands are waiting; send it again later"),
+                origin: origin)
+            return
+        }
         switch cache.begin(command.id, waiter: origin) {
         case .new:
             break
         case .running:
             logger.debug("duplicate command id; answering when the first run ends", metadata: commandMetadata(command))
             return
-        case .done(var first):
-            first.duplicate = true
+        case .done(let first):
             logger.debug("duplicate command id; answering with the first result", metadata: commandMetadata(command))
-            sink.send(Outgoing(topic: topics.result, body: Codec.encode(first), reply: origin.reply))
+            sink.send(Outgoing(topic: topics.result, body: Self.markedDuplicate(first), reply: origin.reply))
             return
         }
         sink.send(Outgoing(
@@ -381,6 +392,13 @@ public final class Engine: Sendable {
         deliver(result, job: job, failed: outcome.failure != nil)
     }
 
+    /// A result's bytes with `"duplicate":true` as its first field.
+    static func markedDuplicate(_ body: Data) -> Data {
+        var out = Data("{\"duplicate\":true,".utf8)
+        out.append(body.dropFirst())
+        return out
+    }
+
     /// The state a successful command asks the machine to be in (nil: it asks for none), and for
     /// `define`/`undefine` the table row's creation or removal.
     static func desiredState(after command: Command) -> String? {
@@ -399,12 +417,11 @@ public final class Engine: Sendable {
         counters.processed.add(1, ordering: .relaxed)
         if failed { counters.failed.add(1, ordering: .relaxed) }
         counters.inFlight.subtract(1, ordering: .relaxed)
-        let waiters = cache.complete(command.id, result: result)
-        sink.send(Outgoing(topic: topics.result, body: Codec.encode(result), reply: job.origin.reply))
+        let body = Codec.encode(result)
+        let waiters = cache.complete(command.id, result: body)
+        sink.send(Outgoing(topic: topics.result, body: body, reply: job.origin.reply))
         if !waiters.isEmpty {
-            var duplicate = result
-            duplicate.duplicate = true
-            let body = Codec.encode(duplicate)
+            let body = Self.markedDuplicate(body)
             for waiter in waiters {
                 sink.send(Outgoing(topic: topics.result, body: body, reply: waiter.reply))
             }

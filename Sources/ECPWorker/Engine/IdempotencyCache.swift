@@ -2,7 +2,8 @@ import DequeModule
 import ECPProtocol
 import Foundation
 
-/// Remembers recent command ids and their results, so a command sent twice runs once.
+/// Remembers recent command ids and their results (the encoded bytes, a few hundred each), so a
+/// command sent twice runs once.
 ///
 /// An id is kept while it is among the last `capacity` ids or younger than `window`, whichever
 /// keeps it longer, but never past `hardLimit` entries, so memory stays bounded under a flood.
@@ -12,13 +13,13 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
         case new
         /// Running now: the waiter was added and gets the result when it ends.
         case running
-        /// Done: here is the first execution's result.
-        case done(ResultMessage)
+        /// Done: here is the first execution's result, as published.
+        case done(Data)
     }
 
     private enum Entry {
         case running([Waiter])
-        case done(ResultMessage)
+        case done(Data)
     }
 
     private let lock = NSLock()
@@ -28,7 +29,7 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     let window: UInt64
     let hardLimit: Int
 
-    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int = 1_000_000) {
+    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int = 100_000) {
         self.capacity = capacity
         self.window = UInt64(windowSeconds * 1e9)
         self.hardLimit = max(hardLimit, capacity)
@@ -54,7 +55,7 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     }
 
     /// Records the result and returns the duplicates that waited for it.
-    func complete(_ id: String, result: ResultMessage) -> [Waiter] {
+    func complete(_ id: String, result: Data) -> [Waiter] {
         lock.lock()
         defer { lock.unlock() }
         guard case .running(let waiters) = entries[id] else { return [] }
