@@ -41,10 +41,16 @@ public struct CommandDecoder: Sendable {
         if data.isEmpty {
             return .failure(RequestError(reason: .malformedJSON, detail: "command frame is empty"))
         }
-        if let depth = Self.exceedsDepth(data, limit: limits.maxDepth) {
+        let problem = data.withUnsafeBytes { JSONSyntax.check($0, maxDepth: limits.maxDepth) }
+        switch problem {
+        case .none:
+            break
+        case .tooDeep(let depth)?:
             return .failure(RequestError(
                 reason: .tooLarge,
-                detail: "command nests arrays and objects \(depth) deep, the limit is \(limits.maxDepth)"))
+                detail: "command nests arrays and objects more than \(limits.maxDepth) deep (reached \(depth))"))
+        case .syntax(let what, let offset)?:
+            return .failure(RequestError(reason: .malformedJSON, detail: "command is not valid JSON: \(what) at byte \(offset)"))
         }
         let raw: RawCommand
         do {
@@ -181,31 +187,6 @@ public struct CommandDecoder: Sendable {
             break
         }
         return .success(args)
-    }
-
-    /// The nesting depth reached once it passes `limit`, or nil: a scan that costs one pass and no
-    /// allocation, so a hostile document is refused before the parser recurses into it.
-    static func exceedsDepth(_ data: Data, limit: Int) -> Int? {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in data {
-            if inString {
-                if escaped { escaped = false }
-                else if byte == UInt8(ascii: "\\") { escaped = true }
-                else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                if depth > limit { return depth }
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            default: break
-            }
-        }
-        return nil
     }
 
     /// Why an id is not acceptable, or nil.

@@ -128,6 +128,11 @@ public final class Worker: Service, Sendable {
                 restore: c.restore, maxQueue: c.maxQueue),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
+        do {
+            try engine.store.lock()
+        } catch {
+            throw WorkerStartupError(message: "--state-file: \(error)")
+        }
         let table = engine.openStateTable()
         engine.start()
         do {

@@ -60,14 +60,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds that commands in flight may take to finish at shutdown (env ECP_SHUTDOWN_GRACE_S).")
     var shutdownGraceS: Double = env("SHUTDOWN_GRACE_S").flatMap { Double($0) } ?? 10
 
-    @Option(help: "Largest command frame in bytes; a peer sending more is dropped (env ECP_MAX_FRAME_BYTES).")
-    var maxFrameBytes: Int = envInt("MAX_FRAME_BYTES", 4 << 20)
+    @Option(help: "Largest frame in bytes; a peer sending more is dropped by ZeroMQ (env ECP_MAX_FRAME_BYTES; default 4 MiB).")
+    var maxFrameBytes: Int = envInt("MAX_FRAME_BYTES", 0)
 
-    @Option(help: "Largest command document in bytes; larger ones are answered too_large (env ECP_MAX_COMMAND_BYTES).")
-    var maxCommandBytes: Int = envInt("MAX_COMMAND_BYTES", 1 << 20)
+    @Option(help: "Largest command document in bytes; larger ones are answered too_large (env ECP_MAX_COMMAND_BYTES; default 1 MiB, at most the frame limit).")
+    var maxCommandBytes: Int = envInt("MAX_COMMAND_BYTES", 0)
 
-    @Option(help: "Largest domain XML in a define command, in bytes (env ECP_MAX_XML_BYTES).")
-    var maxXmlBytes: Int = envInt("MAX_XML_BYTES", 512 << 10)
+    @Option(help: "Largest domain XML in a define command, in bytes (env ECP_MAX_XML_BYTES; default 512 KiB, at most the command limit).")
+    var maxXmlBytes: Int = envInt("MAX_XML_BYTES", 0)
 
     @Option(help: "Deepest nesting of arrays and objects in a command (env ECP_MAX_DEPTH).")
     var maxDepth: Int = envInt("MAX_DEPTH", 32)
@@ -123,13 +123,17 @@ struct WorkerCommand: AsyncParsableCommand {
         c.maxParallel = maxParallel
         c.heartbeatMs = heartbeatMs
         c.shutdownGraceSeconds = shutdownGraceS
-        c.maxFrameBytes = Int64(maxFrameBytes)
+        // A limit not given follows the ones given: each at most the one that contains it.
+        let frame = maxFrameBytes > 0 ? maxFrameBytes : max(4 << 20, maxCommandBytes, maxXmlBytes)
+        let command = maxCommandBytes > 0 ? maxCommandBytes : min(1 << 20, frame)
+        let xml = maxXmlBytes > 0 ? maxXmlBytes : min(512 << 10, command)
+        c.maxFrameBytes = Int64(frame)
         c.restore = RestoreSettings(parallel: restoreParallel, staggerMs: restoreStaggerMs, machineTimeoutMs: restoreTimeoutMs)
         c.restoreAtStartup = !noRestore
         c.curveKeyFile = curveKeyFile.isEmpty ? nil : curveKeyFile
         c.curveClientsDirectory = curveClients.isEmpty ? nil : curveClients
-        c.limits.maxDocumentBytes = maxCommandBytes
-        c.limits.maxXMLBytes = maxXmlBytes
+        c.limits.maxDocumentBytes = command
+        c.limits.maxXMLBytes = xml
         c.limits.maxDepth = maxDepth
         c.maxQueue = maxQueue
         c.dedupeIDs = dedupeIds

@@ -44,6 +44,15 @@ struct CommandDecoderTests {
         Bad(input: "{\"v\":1,", reason: .malformedJSON, field: nil, id: nil),
         Bad(input: "not json", reason: .malformedJSON, field: nil, id: nil),
         Bad(input: "\u{1}\u{2}\u{ff}", reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{"v":1,"id":"a","op":"ping",}"#, reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{"v":1,"id":"a","op":"ping","x":[1,]}"#, reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: "{\"v\":1,\"id\":\"a\tb\",\"op\":\"ping\"}", reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: "{\"v\":1,\"id\":\"a\u{0}b\",\"op\":\"ping\"}", reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{"v":01,"id":"a","op":"ping"}"#, reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{"v":1,"id":"a","op":"ping"} {}"#, reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{'v':1}"#, reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{"v":1,"id":"a\x","op":"ping"}"#, reason: .malformedJSON, field: nil, id: nil),
+        Bad(input: #"{"v":1,"id":"a","op":"ping","deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#, reason: .tooLarge, field: nil, id: nil),
         Bad(input: "[]", reason: .notAnObject, field: nil, id: nil),
         Bad(input: "42", reason: .notAnObject, field: nil, id: nil),
         Bad(input: "\"start\"", reason: .notAnObject, field: nil, id: nil),
@@ -91,6 +100,22 @@ struct CommandDecoderTests {
         #expect(error.id == bad.id)
         #expect(!error.detail.isEmpty)
         #expect(!error.detail.contains("\n"), "details stay one line")
+    }
+
+    @Test("invalid UTF-8 inside a string is malformed JSON", arguments: [[0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]] as [[UInt8]])
+    func invalidUTF8(_ bytes: [UInt8]) {
+        var data = Data(#"{"v":1,"id":"a","op":"ping","x":""#.utf8)
+        data.append(contentsOf: bytes)
+        data.append(contentsOf: Array(#""}"#.utf8))
+        guard case .failure(let e) = decoder.decode(data) else { Issue.record("accepted"); return }
+        #expect(e.reason == .malformedJSON, "\(e)")
+        #expect(e.detail.contains("UTF-8"))
+    }
+
+    @Test("valid JSON of every kind passes the syntax check")
+    func validSyntax() throws {
+        let c = try decode(#" { "v" : 1 , "id" : "a" , "op" : "ping" , "x" : [ -0.5e+3, 0, 1E2, true, false, null, "\u00e9\n", {} ] , "é" : "ü" } "#).get()
+        #expect(c.op == .ping)
     }
 
     @Test("a document past the size limit is too_large before it is parsed")

@@ -3,7 +3,7 @@ import Libvirt
 import Testing
 
 /// libvirt prints every error to stderr unless an error handler is installed.
-@Suite("Error printing", .serialized)
+@Suite("Error printing")
 struct StderrTests {
     @Test func failingCallsPrintNothingToStandardError() throws {
         Libvirt.silenceDefaultErrorPrinting()

@@ -1,5 +1,8 @@
 import DequeModule
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs jobs on a bounded pool of threads of its own (libvirt calls block, so they stay off
 /// Swift's cooperative pool), one job at a time per lane (per machine), lanes in parallel.
@@ -22,6 +25,10 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     private var idleThreads = 0
     private var running = 0
     private var threads: [Thread] = []
+    /// The thread running each job, so that a job finishing on a dispatcher thread hands the next
+    /// job of its lane to that same thread: no wake-up, no context switch.
+    private var runningOn: [ObjectIdentifier: pthread_t] = [:]
+    private var handoff: [pthread_t: Job] = [:]
     private let execute: @Sendable (Job) -> Void
 
     /// - Parameters:
@@ -57,13 +64,17 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         enqueue(job, keys: keys)
     }
 
-    private func enqueue(_ job: Job, keys: [String]) {
+    private func enqueue(_ job: Job, keys: [String], handOffTo thread: pthread_t? = nil) {
         if let busy = keys.first(where: { lanes[$0] != nil }) {
             lanes[busy]!.append(job)
             return
         }
         for key in keys { lanes[key] = [] }
         holders.insert(ObjectIdentifier(job))
+        if let thread, handoff[thread] == nil, !limited.contains(ObjectIdentifier(job)) {
+            handoff[thread] = job
+            return
+        }
         ready.append(job)
         condition.signal()
     }
@@ -87,9 +98,11 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         for key in keys {
             if let queue = lanes.removeValue(forKey: key) { waiting.append(contentsOf: queue) }
         }
+        let me = pthread_self()
+        let inline = runningOn[id].map { pthread_equal($0, me) != 0 } ?? false
         // Waiting jobs go back in their original order; each re-takes its lanes or waits again.
         for next in waiting {
-            enqueue(next, keys: lanesOf[ObjectIdentifier(next)] ?? [])
+            enqueue(next, keys: lanesOf[ObjectIdentifier(next)] ?? [], handOffTo: inline ? me : nil)
         }
     }
 
@@ -97,7 +110,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     var backlog: Int {
         condition.lock()
         defer { condition.unlock() }
-        return ready.count + running + lanes.values.reduce(0) { $0 + $1.count }
+        return ready.count + handoff.count + running + lanes.values.reduce(0) { $0 + $1.count }
     }
 
     /// Stops the threads once the queue is empty (they finish what they run).
@@ -112,8 +125,9 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     func drainQueued() -> [Job] {
         condition.lock()
         defer { condition.unlock() }
-        var out = Array(ready)
+        var out = Array(ready) + Array(handoff.values)
         ready.removeAll()
+        handoff.removeAll()
         for (_, queue) in lanes { out.append(contentsOf: queue) }
         for key in lanes.keys { lanes[key] = [] }
         return out
@@ -128,17 +142,24 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            var index: Int?
-            while true {
-                index = nextRunnable()
-                if index != nil || stopped { break }
-                condition.wait()
+            let me = pthread_self()
+            let job: Job
+            if let next = handoff.removeValue(forKey: me) {
+                job = next
+            } else {
+                var index: Int?
+                while true {
+                    index = nextRunnable()
+                    if index != nil || stopped { break }
+                    condition.wait()
+                }
+                guard let index else {
+                    condition.unlock()
+                    return
+                }
+                job = ready.remove(at: index)
             }
-            guard let index else {
-                condition.unlock()
-                return
-            }
-            let job = ready.remove(at: index)
+            runningOn[ObjectIdentifier(job)] = me
             let isLimited = limited.contains(ObjectIdentifier(job))
             if isLimited { limitedRunning += 1 }
             running += 1
@@ -146,6 +167,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             execute(job)
             condition.lock()
             running -= 1
+            runningOn.removeValue(forKey: ObjectIdentifier(job))
             if isLimited {
                 limited.remove(ObjectIdentifier(job))
                 limitedRunning -= 1

@@ -373,7 +373,7 @@ public final class Engine: Sendable {
                 ]) { _, n in n })
         }
         if outcome.failure == nil, let uuid = outcome.machineUUID, let name = outcome.machineName {
-            if let desired = Self.desiredState(after: command) {
+            if let desired = Self.desiredState(after: command, outcome: outcome) {
                 // A result that reports a state change goes out once the change is on disk.
                 let result = result
                 store.recordIntent(
@@ -401,9 +401,12 @@ public final class Engine: Sendable {
 
     /// The state a successful command asks the machine to be in (nil: it asks for none), and for
     /// `define`/`undefine` the table row's creation or removal.
-    static func desiredState(after command: Command) -> String? {
+    static func desiredState(after command: Command, outcome: OpOutcome) -> String? {
         switch command.op {
-        case .start: return command.args.paused == true ? "paused" : "running"
+        case .start:
+            // Starting a machine that is already up and paused leaves it paused: that is its intent.
+            if command.args.paused == true || (!outcome.changed && outcome.state == .paused) { return "paused" }
+            return "running"
         case .resume, .reboot: return "running"
         case .suspend: return "paused"
         case .shutdown, .destroy: return "shutoff"

@@ -180,8 +180,18 @@ struct Operations: Sendable {
         default:
             break
         }
-        o.state = try d.state().state
+        o.state = try Self.stateAfterStop(d)
         return o
+    }
+
+    /// The machine's state; a transient machine (running, no longer defined) vanishes when it
+    /// stops, which libvirt reports as "no domain": it is then shut off.
+    static func stateAfterStop(_ d: Domain) throws(LibvirtError) -> DomainState {
+        do {
+            return try d.state().state
+        } catch where error.code == 42 {
+            return .shutoff
+        }
     }
 
     /// Boots a machine, paused if asked. libvirt's test driver cannot start paused (it takes no
@@ -209,17 +219,17 @@ struct Operations: Sendable {
         let deadline = monotonicNanos() + UInt64(waitMs) * 1_000_000
         var pause: UInt32 = 10_000
         while monotonicNanos() < deadline {
-            if try d.state().state == .shutoff { return }
+            if try Self.stateAfterStop(d) == .shutoff { return }
             usleep(pause)
             pause = min(pause * 2, 200_000)
         }
-        if try d.state().state == .shutoff { return }
+        if try Self.stateAfterStop(d) == .shutoff { return }
         if command.args.force == true {
             do {
                 try d.destroy()
             } catch {
                 // It may have powered off between the last look and the destroy.
-                if (try? d.state().state) == .shutoff { return }
+                if (try? Self.stateAfterStop(d)) == .shutoff { return }
                 throw error
             }
             o.data = ["forced": true]

@@ -37,6 +37,9 @@ final class StateStore: @unchecked Sendable {
     private var stopped = false
     private var thread: Thread?
     private var writes = 0
+    /// Set when a corrupt table could not be moved aside: it is then never overwritten.
+    private var blocked: String?
+    private var lockFD: Int32 = -1
 
     init(path: String, workerID: String, logger: Logger) {
         self.path = path
@@ -45,9 +48,36 @@ final class StateStore: @unchecked Sendable {
         self.table = StateTable(worker: workerID)
     }
 
+    /// The temporary file a write goes through; a fixed name, so one left by a crash is reused.
+    private var temporaryPath: String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp").path
+    }
+
+    /// Takes the table's lock file (`.<file>.lock`, next to it): one worker per table.
+    func lock() throws(StateTableError) {
+        let url = URL(fileURLWithPath: path)
+        let lockPath = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).lock").path
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw StateTableError("cannot open the lock file \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw StateTableError("another worker is using the state table \(path) (its lock file \(lockPath) is held)")
+        }
+        lockFD = fd
+    }
+
+    deinit {
+        if lockFD >= 0 { close(lockFD) }
+    }
+
     /// Reads the table from disk. A corrupt file is moved aside under a new name (never
     /// overwritten) and the worker starts from an empty table.
     func load() -> LoadResult {
+        // A temporary file left by a crash during a write holds nothing the table does not.
+        unlink(temporaryPath)
         let url = URL(fileURLWithPath: path)
         let data: Data
         do {
@@ -89,7 +119,12 @@ final class StateStore: @unchecked Sendable {
         if link(path, target) == 0 {
             unlink(path)
         } else {
-            target = path
+            let why = String(cString: strerror(errno))
+            blocked = "the corrupt table \(path) could not be moved aside (\(why)); it is kept and not overwritten"
+            logger.critical(
+                "state table is corrupt and cannot be moved aside; changes will not be saved",
+                metadata: ["state.file": "\(path)", "state.error": "\(reason)", "os.error": "\(why)"])
+            return .corrupt(movedTo: path, reason: reason)
         }
         logger.error(
             "state table is corrupt; moved aside, starting from an empty table",
@@ -262,10 +297,10 @@ final class StateStore: @unchecked Sendable {
 
     /// Replaces the file whole: temporary file, fsync, rename, directory fsync.
     private func write(_ table: StateTable) throws {
+        if let blocked { throw StateTableError(blocked) }
         let data = try Self.encoder.encode(table) + Data("\n".utf8)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())"
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let tmp = temporaryPath
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw POSIXFailure(call: "open", path: tmp) }
         var ok = false

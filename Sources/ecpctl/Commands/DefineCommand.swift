@@ -28,23 +28,3 @@ struct DefineCommand: ControlSubcommand {
         }
     }
 }
-
-/// Reads a UTF-8 file, or standard input for `-`.
-///
-/// - Throws: ``CtlFailure`` (usage) when it cannot be read or is not UTF-8.
-func readText(_ path: String, what: String) throws -> String {
-    let data: Data
-    if path == "-" {
-        data = FileHandle.standardInput.readDataToEndOfFile()
-    } else {
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw CtlFailure(ExitStatus.usage, "cannot read \(what) from \(Sanitize.display(path)): \(KeyFile.reason(error))")
-        }
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-        throw CtlFailure(ExitStatus.usage, "the \(what) in \(path == "-" ? "standard input" : Sanitize.display(path)) is not UTF-8 text")
-    }
-    return text
-}

@@ -14,18 +14,21 @@ struct KeygenCommand: ParsableCommand {
         commandName: "keygen",
         abstract: "Make a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub (public).",
         discussion: """
-            Key file format (shared with the worker): UTF-8 text; blank lines and lines starting \
-            with # are ignored; other lines are `name = value` with a 40-character Z85 key as the \
-            value. NAME.key holds both keys and must stay private:
+            Key file format (shared with the worker, which reads its own NAME.key with \
+            --curve-key-file and admits the clients' NAME.pub files found in --curve-clients): \
+            UTF-8 text; blank lines and lines starting with # are ignored; other lines are \
+            `name = value`, the names `public-key` and `secret-key`, each value a 40-character \
+            Z85 key. NAME.key holds both keys and must stay private:
 
-              # ECP CURVE key pair (Z85). Secret: keep this file private (mode 0600).
+              # CURVE key pair (Z85). Secret: keep this file private (mode 0600).
               public-key = <40 Z85 characters>
               secret-key = <40 Z85 characters>
 
             NAME.pub holds only the `public-key` line and can be handed out. Give the worker's \
             NAME.pub (or its public key) to clients with --curve-server-key, and a client's \
-            NAME.key with --curve-key. Existing files are not overwritten without --force; a \
-            missing DIR is made (mode 0700).
+            NAME.key with --curve-key (ecpctl, like the worker, refuses a secret key file that \
+            others can read). Existing files are not overwritten without --force; a missing DIR \
+            is made (mode 0700).
 
             Examples:
               ecpctl keygen --out /etc/ecp/keys --name worker
@@ -67,8 +70,8 @@ struct KeygenCommand: ParsableCommand {
             } catch {
                 throw CtlFailure(ExitStatus.software, "cannot make a CURVE key pair: \(error)")
             }
-            try writeAtomically(KeyFile.secretText(pair), to: secretPath, mode: 0o600)
-            try writeAtomically(KeyFile.publicText(pair), to: publicPath, mode: 0o644)
+            try writeAtomically(CurveKeyFile.secretText(pair), to: secretPath, mode: 0o600)
+            try writeAtomically(CurveKeyFile.publicText(pair), to: publicPath, mode: 0o644)
             Console.out(lines: [
                 "wrote \(Sanitize.display(secretPath)) (secret key, mode 0600)",
                 "wrote \(Sanitize.display(publicPath)) (public key)",
@@ -89,7 +92,7 @@ struct KeygenCommand: ParsableCommand {
             try FileManager.default.createDirectory(
                 atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw CtlFailure(ExitStatus.failed, "cannot make directory \(Sanitize.display(path)): \(KeyFile.reason(error))")
+            throw CtlFailure(ExitStatus.failed, "cannot make directory \(Sanitize.display(path)): \(fileErrorReason(error))")
         }
     }
 

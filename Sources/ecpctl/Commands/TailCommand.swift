@@ -85,6 +85,12 @@ struct TailCommand: ParsableCommand {
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent may have started ecpctl with these signals blocked (the mask is inherited).
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &unblock, nil)
 
         let shown = Sanitize.display(endpoint.description)
         do {

@@ -42,7 +42,7 @@ enum EventText {
             facts = [message["summary"]?.displayText ?? message.text("message")]
         case "request_error":
             key = message.text("id")
-            let field = message["field"].map { " (\($0.displayText))" } ?? ""
+            let field = message["field"].flatMap { $0 == .null ? nil : " (\($0.displayText))" } ?? ""
             facts = [message.text("reason") + field + ":", message.text("detail")]
         case "machine.event":
             key = message.text("machine")

@@ -47,7 +47,7 @@ struct SharedOptions: ParsableArguments {
     @Option(
         name: .customLong("curve-key"),
         help: ArgumentHelp(
-            "With --curve-server-key: this client's secret key file (env ECPCTL_CURVE_KEY; default: a new key for each run).",
+            "With --curve-server-key: this client's secret key file, mode 0600 (env ECPCTL_CURVE_KEY; default: a new key for each run).",
             valueName: "file"))
     var curveKey: String?
 
@@ -107,27 +107,24 @@ struct SharedOptions: ParsableArguments {
 
     /// The CURVE keys for the client sockets, or nil without `--curve-server-key`.
     ///
-    /// - Throws: ``CtlFailure`` (usage) for an unreadable or malformed key or key file.
+    /// - Throws: ``CtlFailure`` (usage) for an unreadable or malformed key or key file, or a
+    ///   secret key file that others than its owner can read.
     func curveKeys() throws -> CurveClientKeys? {
         guard let server = resolvedCurveServerKey else { return nil }
         let serverPublicKey: String
-        if KeyFile.isZ85Key(server) && !FileManager.default.fileExists(atPath: server) {
+        if CurveKeyFile.isZ85Key(server) && !FileManager.default.fileExists(atPath: server) {
             serverPublicKey = server
         } else {
-            guard let key = try KeyFile.read(path: server).publicKey else {
-                throw CtlFailure(ExitStatus.usage, "--curve-server-key: no public-key in \(Sanitize.display(server))")
-            }
-            serverPublicKey = key
+            serverPublicKey = try Self.keyFile(server, requirePrivate: false).publicKey
         }
         if let path = resolvedCurveKey {
-            let file = try KeyFile.read(path: path)
-            guard let secret = file.secretKey, let publicKey = file.publicKey else {
+            let file = try Self.keyFile(path, requirePrivate: true)
+            guard let secret = file.secretKey else {
                 throw CtlFailure(
                     ExitStatus.usage,
-                    "--curve-key: \(Sanitize.display(path)) has no secret-key line (a NAME.key file from `ecpctl keygen`)")
+                    "--curve-key: \(Sanitize.display(path)) has no secret-key line (use a NAME.key file from `ecpctl keygen`)")
             }
-            warnIfShared(path)
-            return CurveClientKeys(serverPublicKey: serverPublicKey, publicKey: publicKey, secretKey: secret)
+            return CurveClientKeys(serverPublicKey: serverPublicKey, publicKey: file.publicKey, secretKey: secret)
         }
         let pair: CurveKeyPair
         do {
@@ -138,14 +135,12 @@ struct SharedOptions: ParsableArguments {
         return CurveClientKeys(serverPublicKey: serverPublicKey, publicKey: pair.publicKey, secretKey: pair.secretKey)
     }
 
-    /// Warns on stderr when a secret key file can be read by others.
-    private func warnIfShared(_ path: String) {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
-        else { return }
-        if mode & 0o077 != 0 {
-            Console.err(
-                "ecpctl: warning: secret key file \(Sanitize.display(path)) is accessible by others (mode \(String(mode, radix: 8))); chmod 600 it")
+    /// Reads a key file (the format of ``CurveKeyFile``).
+    private static func keyFile(_ path: String, requirePrivate: Bool) throws -> CurveKeyFile {
+        do {
+            return try CurveKeyFile.read(path: path, requirePrivate: requirePrivate)
+        } catch {
+            throw CtlFailure(ExitStatus.usage, Sanitize.display(error.message))
         }
     }
 }
