@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "ecp-worker", targets: ["ecp-worker"]),
         .executable(name: "ecpctl", targets: ["ecpctl"]),
+        .executable(name: "ecp-bench", targets: ["ecp-bench"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "Libvirt", targets: ["Libvirt"]),
     ],
@@ -15,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -53,6 +55,14 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "ECPProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "ecp-bench",
+            dependencies: [
+                "ZeroMQ", "ECPProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
