@@ -31,6 +31,8 @@ public struct CommandDecoder: Sendable {
         self.limits = limits
     }
 
+    private static let jsonDecoder = JSONDecoder()
+
     /// Decodes and validates one command document.
     public func decode(_ data: Data) -> Result<Command, RequestError> {
         if data.count > limits.maxDocumentBytes {
@@ -54,7 +56,7 @@ public struct CommandDecoder: Sendable {
         }
         let raw: RawCommand
         do {
-            raw = try JSONDecoder().decode(RawCommand.self, from: data)
+            raw = try Self.jsonDecoder.decode(RawCommand.self, from: data)
         } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
             return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got null"))
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {

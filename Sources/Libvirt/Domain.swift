@@ -155,13 +155,31 @@ public final class Domain: @unchecked Sendable {
     }
 
     /// The UUID string of a domain, lower-case, or `nil` if libvirt cannot give it.
+    ///
+    /// Reads the 16 raw bytes (`virDomainGetUUID`) and formats them here: libvirt's own string
+    /// form goes through `printf`, which costs more than the lookup itself.
     static func uuidString(of pointer: virDomainPtr) -> String? {
-        // VIR_UUID_STRING_BUFLEN: 36 characters and a terminating NUL.
-        var buffer = [CChar](repeating: 0, count: 37)
-        guard virDomainGetUUIDString(pointer, &buffer) == 0 else {
+        var raw = [UInt8](repeating: 0, count: 16)
+        let rc = raw.withUnsafeMutableBufferPointer { buf in
+            buf.withMemoryRebound(to: CUnsignedChar.self) { virDomainGetUUID(pointer, $0.baseAddress) }
+        }
+        guard rc == 0 else {
             virResetLastError()
             return nil
         }
-        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.lowercased()
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var o = 0
+            for (i, byte) in raw.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 {
+                    out[o] = UInt8(ascii: "-")
+                    o += 1
+                }
+                out[o] = hex[Int(byte >> 4)]
+                out[o + 1] = hex[Int(byte & 0x0f)]
+                o += 2
+            }
+            return o
+        }
     }
 }

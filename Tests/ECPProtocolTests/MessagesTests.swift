@@ -28,3 +28,33 @@ struct MessagesTests {
         #expect(back == result)
     }
 }
+
+@Suite("Direct JSON writing of acks and results")
+struct JSONWriterTests {
+    static let hostile = ["plain", "quote\" back\\slash", "line\nfeed\ttab\r", "esc\u{1b}[31m", "nul\u{0}x", "é ü 日本 🚀", "/slash/", "\u{7f}\u{80}\u{2028}"]
+
+    static let results: [ResultMessage] = [
+        ResultMessage(id: "a", op: "start", machine: "web1", ok: true, changed: true, state: "running", data: .object([:]), durationMs: 3.2),
+        ResultMessage(id: "b", op: "status", machine: nil, ok: true, changed: false, data: ["n": 1, "d": 0.5, "neg": -7, "big": .int(Int64.max), "b": true, "z": nil, "s": "x\"y", "arr": [1, "two", [3]], "obj": ["k": ["l": false]]], durationMs: 0),
+        ResultMessage(id: "c", op: "start", machine: "m", ok: false, error: .worker(WorkerErrorRecord(type: "timeout", category: "timeout", retryable: true, message: "m\n", summary: "s", timeoutMs: 5)), durationMs: 1234.567, duplicate: true),
+        ResultMessage(id: "d", op: "destroy", machine: "m", ok: false, error: .libvirt(E2LibvirtErrorRecord(id: "d", op: "destroy", machine: "m", code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20, domainName: "VIR_FROM_DOMAIN", level: "error", message: nil, str1: "a", str2: nil, str3: nil, int1: -1, int2: -1, category: "invalid_state", retryable: false, summary: "x")), durationMs: 0.001),
+    ]
+
+    @Test("a result written directly decodes to the same message", arguments: 0..<results.count)
+    func result(_ index: Int) throws {
+        let message = Self.results[index]
+        let decoded = try JSONDecoder().decode(ResultMessage.self, from: message.jsonData())
+        #expect(decoded == message)
+        _ = try JSONSerialization.jsonObject(with: message.jsonData())
+    }
+
+    @Test("strings of every kind are escaped into valid JSON and read back unchanged", arguments: hostile)
+    func strings(_ text: String) throws {
+        let ack = AcceptedMessage(id: "x", op: "start", machine: text)
+        let data = ack.jsonData()
+        #expect(try JSONDecoder().decode(AcceptedMessage.self, from: data) == ack)
+        #expect(!data.contains(0x0a) && !data.contains(0x1b) && !data.contains(0x00), "no raw control bytes")
+        let result = ResultMessage(id: "x", op: "status", machine: text, ok: true, data: [text: .string(text)], durationMs: 1)
+        #expect(try JSONDecoder().decode(ResultMessage.self, from: result.jsonData()) == result)
+    }
+}

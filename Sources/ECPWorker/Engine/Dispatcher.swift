@@ -106,6 +106,13 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Whether no job holds or waits for any of these lanes.
+    func lanesIdle(_ keys: [String]) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return keys.allSatisfy { lanes[$0] == nil }
+    }
+
     /// Jobs queued or running.
     var backlog: Int {
         condition.lock()

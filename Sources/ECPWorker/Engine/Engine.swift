@@ -111,6 +111,10 @@ public final class Engine: Sendable {
     let startedAt = monotonicNanos()
     let topics: Topics
     private let eventQueue = DispatchQueue(label: "ecp-machine-events")
+    /// Whether reads run on the caller's thread: only for libvirt's in-process test driver, whose
+    /// calls cannot block and cost less than a hand-off between threads. Daemon-backed URIs
+    /// always go through the dispatcher's threads, so a slow daemon never holds up the sockets.
+    private let inlineReads: Bool
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -149,6 +153,7 @@ public final class Engine: Sendable {
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
         self.restoreSettings = configuration.restore
+        self.inlineReads = configuration.libvirtURI.hasPrefix("test:")
         let box = SessionCallbacks()
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
@@ -233,7 +238,7 @@ public final class Engine: Sendable {
         }
         sink.send(Outgoing(
             topic: topics.ack,
-            body: Codec.encode(AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine))))
+            body: AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine).jsonData()))
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
         if let timeout = command.timeoutMs {
@@ -251,6 +256,14 @@ public final class Engine: Sendable {
                 var outcome = OpOutcome()
                 outcome.data = JSONValue.encoding(summary)
                 finish(job, outcome: outcome)
+            }
+        case .ping:
+            finish(job, outcome: operations.run(command))
+        case .status, .list:
+            if inlineReads && (dispatcher.withLock { $0 }?.lanesIdle(job.lanes) ?? false) {
+                finish(job, outcome: operations.run(command))
+            } else {
+                dispatcherSubmit(job)
             }
         default:
             dispatcherSubmit(job)
@@ -420,7 +433,7 @@ public final class Engine: Sendable {
         counters.processed.add(1, ordering: .relaxed)
         if failed { counters.failed.add(1, ordering: .relaxed) }
         counters.inFlight.subtract(1, ordering: .relaxed)
-        let body = Codec.encode(result)
+        let body = result.jsonData()
         let waiters = cache.complete(command.id, result: body)
         sink.send(Outgoing(topic: topics.result, body: body, reply: job.origin.reply))
         if !waiters.isEmpty {

@@ -83,6 +83,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 finished.signal()
                 return
             }
+            ioThread = pthread_self()
             ready.signal()
             serve(sockets)
             finished.signal()
@@ -168,7 +169,15 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         let wasEmpty = outbox.isEmpty
         outbox.append(message)
         lock.unlock()
-        if wasEmpty { wake.raise() }
+        // The I/O thread flushes before it polls again: it need not wake itself.
+        if wasEmpty && !isIOThread { wake.raise() }
+    }
+
+    private var ioThread: pthread_t?
+
+    private var isIOThread: Bool {
+        guard let io = ioThread else { return false }
+        return pthread_equal(io, pthread_self()) != 0
     }
 
     /// Stops reading commands; replies and events still go out.

@@ -1,0 +1,188 @@
+import Foundation
+
+/// Writes JSON text straight into a byte buffer, for the messages every command produces (its
+/// ack and its result): measured, Foundation's generic encoder costs several times the rest of
+/// a command's path. Other messages use `Codable`.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
+    private var needsComma = false
+
+    public init(capacity: Int = 256) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func beginObject() {
+        separate()
+        bytes.append(UInt8(ascii: "{"))
+        needsComma = false
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        needsComma = true
+    }
+
+    public mutating func beginArray() {
+        separate()
+        bytes.append(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
+    /// A member name; the value written next belongs to it.
+    public mutating func key(_ name: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        needsComma = false
+    }
+
+    public mutating func key(_ name: String) {
+        separate()
+        appendEscaped(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func string(_ s: String) {
+        separate()
+        appendEscaped(s)
+        needsComma = true
+    }
+
+    public mutating func bool(_ b: Bool) {
+        separate()
+        bytes.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
+        needsComma = true
+    }
+
+    public mutating func null() {
+        separate()
+        bytes.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
+        needsComma = true
+    }
+
+    public mutating func int(_ i: Int64) {
+        separate()
+        bytes.append(contentsOf: String(i).utf8)
+        needsComma = true
+    }
+
+    public mutating func double(_ d: Double) {
+        separate()
+        if d.isFinite {
+            if d == d.rounded(.towardZero) && abs(d) < 1e15 {
+                bytes.append(contentsOf: String(Int64(d)).utf8)
+            } else {
+                bytes.append(contentsOf: d.description.utf8)
+            }
+        } else {
+            bytes.append(contentsOf: Array("null".utf8))
+        }
+        needsComma = true
+    }
+
+    /// Bytes that are already a complete JSON value.
+    public mutating func raw(_ json: Data) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
+    public mutating func value(_ v: JSONValue) {
+        switch v {
+        case .null: null()
+        case .bool(let b): bool(b)
+        case .int(let i): int(i)
+        case .double(let d): double(d)
+        case .string(let s): string(s)
+        case .array(let a):
+            beginArray()
+            for element in a { value(element) }
+            endArray()
+        case .object(let o):
+            beginObject()
+            for (k, element) in o {
+                key(k)
+                value(element)
+            }
+            endObject()
+        }
+    }
+
+    private mutating func separate() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    private mutating func appendEscaped(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { utf8 in
+            var start = 0
+            for (i, b) in utf8.enumerated() where b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<i]))
+                switch b {
+                case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case 0x0a: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case 0x0d: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    bytes.append(contentsOf: [
+                        UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                        hex[Int(b >> 4)], hex[Int(b & 0x0f)],
+                    ])
+                }
+                start = i + 1
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+extension AcceptedMessage {
+    /// The message as JSON, written directly.
+    public func jsonData() -> Data {
+        var w = JSONWriter(capacity: 96)
+        w.beginObject()
+        w.key("type"); w.string(type)
+        w.key("id"); w.string(id)
+        w.key("op"); w.string(op)
+        if let machine { w.key("machine"); w.string(machine) }
+        w.endObject()
+        return Data(w.bytes)
+    }
+}
+
+extension ResultMessage {
+    /// The message as JSON, written directly; the inline error (rare) goes through `Codable`.
+    public func jsonData() -> Data {
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        w.key("type"); w.string(type)
+        w.key("id"); w.string(id)
+        w.key("op"); w.string(op)
+        if let machine { w.key("machine"); w.string(machine) }
+        w.key("ok"); w.bool(ok)
+        if let changed { w.key("changed"); w.bool(changed) }
+        if let state { w.key("state"); w.string(state) }
+        if let data { w.key("data"); w.value(data) }
+        if let error {
+            w.key("error")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            w.raw((try? encoder.encode(error)) ?? Data("null".utf8))
+        }
+        w.key("duration_ms"); w.double(durationMs)
+        if let duplicate { w.key("duplicate"); w.bool(duplicate) }
+        w.endObject()
+        return Data(w.bytes)
+    }
+}
