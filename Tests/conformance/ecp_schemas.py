@@ -9,6 +9,7 @@ references resolve inside the folder. Works with jsonschema 4.10 (Debian 12's py
 
 import json
 import pathlib
+import threading
 
 import jsonschema
 import jsonschema.validators
@@ -83,6 +84,9 @@ class SchemaSet:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         self._registry = self._make_registry()
         self._validators = {}
+        # jsonschema 4.10's RefResolver keeps a mutable scope stack: one validation at a time
+        # (the conformance client validates on its subscriber thread and on the test's thread).
+        self._lock = threading.RLock()
 
     def _make_registry(self):
         try:
@@ -98,6 +102,10 @@ class SchemaSet:
 
     def validator(self, file_name):
         """A validator for the schema in `file_name` (e.g. "result.json")."""
+        with self._lock:
+            return self._validator(file_name)
+
+    def _validator(self, file_name):
         cached = self._validators.get(file_name)
         if cached is not None:
             return cached
@@ -123,13 +131,14 @@ class SchemaSet:
 
     def errors(self, file_name, instance):
         """Every validation error of `instance` against `file_name`, as readable strings."""
-        found = sorted(
-            self.validator(file_name).iter_errors(instance),
-            # An unevaluatedProperties error mostly echoes another failure (a failed subschema
-            # evaluates nothing), so the cause comes first.
-            key=lambda e: (e.validator == "unevaluatedProperties", [str(p) for p in e.absolute_path]),
-        )
-        return [_describe(e) for e in found]
+        with self._lock:
+            found = sorted(
+                self._validator(file_name).iter_errors(instance),
+                # An unevaluatedProperties error mostly echoes another failure (a failed
+                # subschema evaluates nothing), so the cause comes first.
+                key=lambda e: (e.validator == "unevaluatedProperties", [str(p) for p in e.absolute_path]),
+            )
+            return [_describe(e) for e in found]
 
     def message_errors(self, message):
         """Validation errors of a worker message against the schema for its `type` (the

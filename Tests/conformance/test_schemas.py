@@ -147,6 +147,8 @@ GOOD_MESSAGES = {
                                  "detail": "Expecting ',' delimiter: line 1 column 12"},
     "restore.outcome": RESTORE_OUTCOME,
     "restore.outcome missing": dict(RESTORE_OUTCOME, found=None, action="missing"),
+    "restore.outcome missing without found": {k: v for k, v in dict(RESTORE_OUTCOME, action="missing").items()
+                                              if k != "found"},
     "restore.outcome failed": dict(RESTORE_OUTCOME, action="failed",
                                    error={k: v for k, v in E2LIBVIRTERROR.items() if k not in ("id", "op")}),
     "restore.summary": RESTORE_SUMMARY,
@@ -156,6 +158,9 @@ GOOD_MESSAGES = {
                                            "message": "state table is corrupt; kept as state.json.corrupt-1"}),
     "machine.event": MACHINE_EVENT,
     "machine.event numeric detail": dict(MACHINE_EVENT, event="stopped", detail=2, state="shutoff"),
+    "machine.event undefined without state": {k: v for k, v in dict(MACHINE_EVENT, event="undefined",
+                                                                    detail="removed").items() if k != "state"},
+    "machine.event undefined, state null": dict(MACHINE_EVENT, event="undefined", detail="removed", state=None),
     "heartbeat": HEARTBEAT,
     "heartbeat disconnected": dict(HEARTBEAT, libvirt="disconnected"),
     "worker.started": WORKER_STARTED,
@@ -195,6 +200,9 @@ def test_command_validates(schemas, name):
 def test_state_table_example_validates(schemas):
     schemas.check("state_table.json", STATE_TABLE)
     schemas.check("state_table.json", dict(STATE_TABLE, machines={}))
+    # the worker may keep fields of its own in an entry
+    entry = dict(STATE_TABLE["machines"][UUID_WEB1], desired_from="command")
+    schemas.check("state_table.json", dict(STATE_TABLE, machines={UUID_WEB1: entry}))
 
 
 # --- broken messages: each must be rejected -----------------------------------------------------
@@ -239,9 +247,13 @@ BAD_MESSAGES = {
     "accepted with ok": dict(ACCEPTED, ok=True),
     "restore.outcome bad action": dict(RESTORE_OUTCOME, action="stopped"),
     "restore.outcome failed without error": dict(RESTORE_OUTCOME, action="failed"),
+    "restore.outcome started without found": without(RESTORE_OUTCOME, "found"),
     "restore.summary bad table": dict(RESTORE_SUMMARY, table="missing"),
     "restore.summary counts incomplete": dict(RESTORE_SUMMARY, counts=without(RESTORE_SUMMARY["counts"], "failed")),
     "machine.event bad event": dict(MACHINE_EVENT, event="rebooted"),
+    "machine.event started without state": without(MACHINE_EVENT, "state"),
+    "machine.event defined without state": without(dict(MACHINE_EVENT, event="defined", detail="added"), "state"),
+    "machine.event started, state null": dict(MACHINE_EVENT, state=None),
     "heartbeat bad libvirt": dict(HEARTBEAT, libvirt="maybe"),
     "heartbeat negative in_flight": dict(HEARTBEAT, in_flight=-1),
     "worker.started without endpoints": without(WORKER_STARTED, "endpoints"),
