@@ -142,6 +142,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Self.unblockStopSignals()
         let format = logFormat
         let level = logLevel
         LoggingSystem.bootstrap { label in
@@ -163,6 +164,18 @@ struct WorkerCommand: AsyncParsableCommand {
             logger.critical("worker failed", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
+    }
+}
+
+extension WorkerCommand {
+    /// A parent may start the worker with SIGTERM and SIGINT blocked (Foundation's `Process`
+    /// does); the worker stops gracefully on them, so it takes them whatever its parent did.
+    static func unblockStopSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

@@ -1,0 +1,708 @@
+import Foundation
+import Synchronization
+import Testing
+import ZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Process helpers for the ecpctl end-to-end tests: finding the binaries, running ecpctl and
+// following its output, starting a real worker on the libvirt test driver, picking free ports,
+// and fake ZeroMQ peers for replies a real worker never sends.
+
+// MARK: - Paths
+
+/// Where the package and its built binaries are.
+enum CtlPaths {
+    /// The package root: the first directory above this file that holds `Package.swift`.
+    static func packageRoot(filePath: String = #filePath) -> URL {
+        var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
+        while url.path != "/" {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url
+            }
+            url.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }
+
+    /// A built executable: `$<variable>`, else next to the running test executable, else
+    /// `.build/debug/<name>` in the package.
+    static func executable(_ name: String, variable: String) throws -> URL {
+        if let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        var candidates: [URL] = []
+        if let first = CommandLine.arguments.first {
+            let testBinary = URL(fileURLWithPath: first).resolvingSymlinksInPath()
+            candidates.append(testBinary.deletingLastPathComponent().appendingPathComponent(name))
+            // Inside a bundle (`….xctest/Contents/MacOS/…`), the build directory is further up.
+            candidates.append(
+                testBinary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                    .deletingLastPathComponent().appendingPathComponent(name))
+        }
+        candidates.append(packageRoot().appendingPathComponent(".build/debug/\(name)"))
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
+            return candidate
+        }
+        throw CtlHarnessError("cannot find the \(name) executable; build it or set \(variable)")
+    }
+
+    /// The ecpctl executable (`ECPCTL_BIN`).
+    static func ecpctl() throws -> URL { try executable("ecpctl", variable: "ECPCTL_BIN") }
+
+    /// The worker executable (`ECP_WORKER_BIN`).
+    static func worker() throws -> URL { try executable("ecp-worker", variable: "ECP_WORKER_BIN") }
+
+    /// A new, empty temporary directory.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ecpctl-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// A failure of the test harness itself (not of the software under test).
+struct CtlHarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+// MARK: - Ports
+
+/// Free TCP ports on the loopback interface.
+enum CtlPorts {
+    /// A port that was free a moment ago. It is drawn at random below Linux's ephemeral range
+    /// (where `bind(0)` and outgoing connections take theirs), so tests that pick ports in
+    /// parallel rarely collide; whoever binds it later can still lose a race, which callers
+    /// must detect.
+    static func free() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            if try bindable(port) { return port }
+        }
+        throw CtlHarnessError("no free port found in 20000..<32000")
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound now.
+    static func bindable(_ port: Int) throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CtlHarnessError("socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return bound == 0
+    }
+}
+
+// MARK: - Processes
+
+/// What a finished process left behind.
+struct CtlResult: Sendable, CustomStringConvertible {
+    /// The exit status, or the signal number when ``signalled``.
+    var status: Int32
+    /// Whether a signal ended the process.
+    var signalled: Bool
+    /// Standard output, as UTF-8.
+    var stdout: String
+    /// Standard error, as UTF-8.
+    var stderr: String
+    /// Whether the harness had to kill the process because it ran past its limit.
+    var killed: Bool
+    /// From launch to exit.
+    var elapsed: Duration
+
+    /// Standard output's lines, without the empty last one.
+    var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLastEmpty() }
+    /// Standard error's lines, without the empty last one.
+    var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLastEmpty() }
+
+    var description: String {
+        "status \(status)\(signalled ? " (signal)" : "")\(killed ? " (killed)" : "") after \(elapsed)\n"
+            + "--- stdout ---\n\(stdout)--- stderr ---\n\(stderr)"
+    }
+}
+
+extension Array where Element == String {
+    fileprivate func dropLastEmpty() -> [String] {
+        last == "" ? Array(dropLast()) : self
+    }
+}
+
+/// A one-way channel to or from a child (a socket pair: it can be made close-on-exec
+/// atomically), so children started at the same moment never inherit its descriptors.
+struct CtlPipe {
+    /// The reading end.
+    let read: FileHandle
+    /// The writing end.
+    let write: FileHandle
+
+    init() throws {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw CtlHarnessError("socketpair() failed: errno \(errno)")
+        }
+        read = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+        write = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
+    }
+}
+
+/// What a running process has printed so far.
+struct CtlSnapshot: Sendable {
+    var stdout: String
+    var stderr: String
+    /// The process has exited and both output pipes are closed: nothing more will come.
+    var finished: Bool
+}
+
+/// A child process whose output is collected as it comes, so a test can wait for a line.
+///
+/// Waits are always bounded; a predicate is checked whenever output arrives or the process
+/// ends, never by polling.
+final class CtlProcess: Sendable {
+    private struct Waiter {
+        var predicate: @Sendable (CtlSnapshot) -> Bool
+        var continuation: CheckedContinuation<Bool, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    private struct State {
+        var stdout = Data()
+        var stderr = Data()
+        var stdoutClosed = false
+        var stderrClosed = false
+        var status: Int32?
+        var signalled = false
+        var ended: ContinuousClock.Instant?
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 0
+        var killed = false
+
+        var finished: Bool { status != nil && stdoutClosed && stderrClosed }
+
+        var snapshot: CtlSnapshot {
+            CtlSnapshot(
+                stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self),
+                finished: finished)
+        }
+    }
+
+    private let process: Process
+    private let state = Mutex(State())
+    private let started: ContinuousClock.Instant
+
+    /// The child's process id.
+    var pid: Int32 { process.processIdentifier }
+
+    private init(process: Process, started: ContinuousClock.Instant) {
+        self.process = process
+        self.started = started
+    }
+
+    /// Starts `executable`. Output goes to `logFile` when given (not collected), else it is
+    /// collected. `stdin` is written and closed; without it the child reads `/dev/null`.
+    static func launch(
+        _ executable: URL, _ arguments: [String], environment: [String: String] = CtlProcess.cleanEnvironment(),
+        stdin: Data? = nil, logFile: URL? = nil
+    ) throws -> CtlProcess {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment
+        let child = CtlProcess(process: process, started: .now)
+
+        // Pipes are made close-on-exec, so that children started at the same moment by other
+        // tests never inherit their write ends (which would hold back the end of output).
+        let input = try stdin.map { _ in try CtlPipe() }
+        process.standardInput = input?.read ?? FileHandle.nullDevice
+        var parentCopies: [FileHandle] = []
+        if let input { parentCopies.append(input.read) }
+        if let logFile {
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: logFile)
+            _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
+            process.standardOutput = handle
+            process.standardError = handle
+            parentCopies.append(handle)
+            child.state.withLock {
+                $0.stdoutClosed = true
+                $0.stderrClosed = true
+            }
+        } else {
+            let out = try CtlPipe()
+            let err = try CtlPipe()
+            process.standardOutput = out.write
+            process.standardError = err.write
+            parentCopies += [out.write, err.write]
+            child.drain(out.read, toStderr: false)
+            child.drain(err.read, toStderr: true)
+        }
+        process.terminationHandler = { process in
+            child.ended(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal)
+        }
+        defer {
+            for handle in parentCopies { try? handle.close() }
+        }
+        try process.run()
+        if let input, let stdin {
+            input.write.write(stdin)
+            try? input.write.close()
+        }
+        return child
+    }
+
+    /// This process's environment without ECP_/ECPCTL_ settings or NO_COLOR, plus `extra`.
+    static func cleanEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("ECP_") && !$0.key.hasPrefix("ECPCTL_") && $0.key != "NO_COLOR"
+        }
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
+    /// Reads a channel to its end on a thread of its own (blocking reads: every byte and the
+    /// end of output are seen, however busy the process is). The thread keeps the handle open.
+    private func drain(_ handle: FileHandle, toStderr: Bool) {
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    self.append(Data(buffer[0..<count]), toStderr: toStderr)
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            self.append(Data(), toStderr: toStderr)
+            try? handle.close()
+        }
+        thread.start()
+    }
+
+    /// Adds output; empty data marks the end of the channel.
+    private func append(_ data: Data, toStderr: Bool) {
+        update { state in
+            if toStderr {
+                if data.isEmpty { state.stderrClosed = true } else { state.stderr.append(data) }
+            } else {
+                if data.isEmpty { state.stdoutClosed = true } else { state.stdout.append(data) }
+            }
+        }
+    }
+
+    private func ended(status: Int32, signalled: Bool) {
+        update { state in
+            state.status = status
+            state.signalled = signalled
+            state.ended = .now
+        }
+    }
+
+    /// Changes the state, then resumes the waiters whose predicate now holds (with `true`) or
+    /// can never hold (with `false`, once the process has finished).
+    private func update(_ change: (inout State) -> Void) {
+        let ready: [(CheckedContinuation<Bool, Never>, Bool)] = state.withLock { state in
+            change(&state)
+            let snapshot = state.snapshot
+            var ready: [(CheckedContinuation<Bool, Never>, Bool)] = []
+            for (key, waiter) in state.waiters {
+                let holds = waiter.predicate(snapshot)
+                if holds || snapshot.finished {
+                    waiter.timer?.cancel()
+                    ready.append((waiter.continuation, holds))
+                    state.waiters[key] = nil
+                }
+            }
+            return ready
+        }
+        for (continuation, value) in ready { continuation.resume(returning: value) }
+    }
+
+    /// Waits until `predicate` holds for the output so far: `true`; `false` when the process
+    /// finished without it or `limit` passed.
+    func waitUntil(within limit: Duration, _ predicate: @escaping @Sendable (CtlSnapshot) -> Bool) async -> Bool {
+        let key = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return await withCheckedContinuation { continuation in
+            let immediate: Bool? = state.withLock { state in
+                let snapshot = state.snapshot
+                if predicate(snapshot) { return true }
+                if snapshot.finished { return false }
+                state.waiters[key] = Waiter(predicate: predicate, continuation: continuation)
+                return nil
+            }
+            if let immediate {
+                continuation.resume(returning: immediate)
+                return
+            }
+            // The time limit starts once the waiter is registered, so it always finds it.
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                guard !Task.isCancelled else { return }
+                self.resolve(key, false)
+            }
+            let stillWaiting = state.withLock { state -> Bool in
+                state.waiters[key]?.timer = timer
+                return state.waiters[key] != nil
+            }
+            if !stillWaiting { timer.cancel() }
+        }
+    }
+
+    private func resolve(_ key: UInt64, _ value: Bool) {
+        let waiter = state.withLock { $0.waiters.removeValue(forKey: key) }
+        waiter?.continuation.resume(returning: value)
+    }
+
+    /// Waits until a line of standard output (or error) contains `text`.
+    func waitForOutput(containing text: String, inStderr: Bool = false, within limit: Duration = .seconds(15)) async -> Bool {
+        await waitUntil(within: limit) { ($0.stderr.contains(text) && inStderr) || ($0.stdout.contains(text) && !inStderr) }
+    }
+
+    /// Whether the process is still running.
+    var isRunning: Bool { state.withLock { $0.status == nil } }
+
+    /// Sends a signal to the process, unless it has already exited (its id may be reused).
+    func signal(_ number: Int32) {
+        guard isRunning else { return }
+        kill(process.processIdentifier, number)
+    }
+
+    /// Waits for the process to exit and its output to close; kills it with SIGKILL after
+    /// `limit` (the result then says `killed`).
+    func finish(within limit: Duration = .seconds(60)) async -> CtlResult {
+        if await !waitUntil(within: limit, { $0.finished }) {
+            state.withLock { $0.killed = true }
+            signal(SIGKILL)
+            _ = await waitUntil(within: .seconds(10)) { $0.finished }
+        }
+        return state.withLock { state in
+            CtlResult(
+                status: state.status ?? -1, signalled: state.signalled,
+                stdout: String(decoding: state.stdout, as: UTF8.self),
+                stderr: String(decoding: state.stderr, as: UTF8.self), killed: state.killed,
+                elapsed: (state.ended ?? .now) - started)
+        }
+    }
+}
+
+// MARK: - ecpctl
+
+/// Runs ecpctl.
+enum Ctl {
+    /// Runs `ecpctl arguments…` to the end (bounded by `limit`).
+    static func run(_ arguments: [String], stdin: Data? = nil, limit: Duration = .seconds(60)) async throws -> CtlResult {
+        let process = try CtlProcess.launch(try CtlPaths.ecpctl(), arguments, stdin: stdin)
+        return await process.finish(within: limit)
+    }
+
+    /// Starts `ecpctl arguments…` and returns at once, for `tail`.
+    static func start(_ arguments: [String]) throws -> CtlProcess {
+        try CtlProcess.launch(try CtlPaths.ecpctl(), arguments)
+    }
+}
+
+// MARK: - Worker
+
+/// A machine of the libvirt test driver's node file.
+struct CtlMachine: Sendable {
+    var name: String
+    var uuid: String
+    var running: Bool
+    var vcpus = 1
+    var memoryKiB = 131_072
+
+    /// web1 and web2 shut off, db1 running.
+    static let standard = [
+        CtlMachine(name: "web1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f", running: false),
+        CtlMachine(name: "web2", uuid: "2f1c4a77-0a1b-4c2d-9e3f-5a6b7c8d9e01", running: false),
+        CtlMachine(name: "db1", uuid: "b0a7f3d2-41c5-4e8a-9b6d-2c3e4f5a6b7c", running: true, vcpus: 2, memoryKiB: 262_144),
+    ]
+
+    /// The `<domain type='test'>` element.
+    var domainXML: String {
+        """
+          <domain type='test'>
+            <name>\(name)</name>
+            <uuid>\(uuid)</uuid>
+            <memory>\(memoryKiB)</memory>
+            <vcpu>\(vcpus)</vcpu>
+            <os><type>hvm</type></os>
+        \(running ? "" : "    <test:runstate>5</test:runstate>\n")  </domain>
+        """
+    }
+}
+
+/// A real `ecp-worker` on the libvirt test driver, with its own node file, ports, state file
+/// and log in a temporary directory.
+final class CtlWorker: Sendable {
+    /// The worker id (topic suffix).
+    let workerID: String
+    /// The control endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
+    let control: String
+    /// The events endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
+    let events: String
+    /// The temporary directory.
+    let directory: URL
+    /// Further ecpctl options this worker needs (CURVE keys).
+    let clientOptions: [String]
+    private let process: CtlProcess
+
+    private init(
+        workerID: String, control: String, events: String, directory: URL, clientOptions: [String], process: CtlProcess
+    ) {
+        self.workerID = workerID
+        self.control = control
+        self.events = events
+        self.directory = directory
+        self.clientOptions = clientOptions
+        self.process = process
+    }
+
+    /// `--control <endpoint> --events <endpoint>` and the ``clientOptions``, for ecpctl.
+    var endpoints: [String] { ["--control", control, "--events", events] + clientOptions }
+
+    /// Runs `body` with a ready worker, then stops the worker with SIGTERM and expects exit
+    /// status 0, also when `body` throws. The worker's directory is removed after a clean run.
+    static func with(
+        machines: [CtlMachine] = CtlMachine.standard, workerArguments: [String] = [], clientOptions: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation, _ body: (CtlWorker) async throws -> Void
+    ) async throws {
+        let worker = try await start(machines: machines, workerArguments: workerArguments, clientOptions: clientOptions)
+        do {
+            try await body(worker)
+        } catch {
+            _ = await worker.stop()
+            throw error
+        }
+        let result = await worker.stop()
+        let clean = result.status == 0 && !result.signalled && !result.killed
+        #expect(clean, "worker exit: \(result)\n\(worker.log)", sourceLocation: sourceLocation)
+        // The directory (node file, state table, log) is kept when something went wrong.
+        if clean { try? FileManager.default.removeItem(at: worker.directory) }
+    }
+
+    /// Starts a worker and waits, at most 15 s, until `ecpctl ping` gets an answer from it (the
+    /// reply names this worker: a port lost to another test's worker answers with another
+    /// name). Ports are picked free just before; a worker that could not bind is retried on new
+    /// ports.
+    /// `workerArguments` go to the worker, `clientOptions` to every ecpctl run for it.
+    static func start(
+        machines: [CtlMachine] = CtlMachine.standard, workerArguments: [String] = [], clientOptions: [String] = []
+    ) async throws -> CtlWorker {
+        var lastProblem = ""
+        for _ in 1...3 {
+            let directory = try CtlPaths.temporaryDirectory()
+            let node = directory.appendingPathComponent("node.xml")
+            let nodeXML = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+                + machines.map(\.domainXML).joined(separator: "\n") + "\n</node>\n"
+            try nodeXML.write(to: node, atomically: true, encoding: .utf8)
+            let controlPort = try CtlPorts.free()
+            var eventsPort = try CtlPorts.free()
+            while eventsPort == controlPort { eventsPort = try CtlPorts.free() }
+            let workerID = "ctl-e2e-\(UUID().uuidString.prefix(8).lowercased())"
+            let process = try CtlProcess.launch(
+                try CtlPaths.worker(),
+                [
+                    "--worker-id", workerID, "--libvirt-uri", "test://" + node.path, "--commands", "none",
+                    "--control", "@tcp://127.0.0.1:\(controlPort)", "--events", "@tcp://127.0.0.1:\(eventsPort)",
+                    "--state-file", directory.appendingPathComponent("state.json").path, "--heartbeat-ms", "200",
+                    "--shutdown-grace-s", "5",
+                ] + workerArguments,
+                logFile: directory.appendingPathComponent("worker.log"))
+            let worker = CtlWorker(
+                workerID: workerID, control: ">tcp://127.0.0.1:\(controlPort)", events: ">tcp://127.0.0.1:\(eventsPort)",
+                directory: directory, clientOptions: clientOptions, process: process)
+            let deadline = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < deadline && process.isRunning {
+                let ping = try await Ctl.run(["ping", "--json", "--timeout-ms", "500"] + worker.endpoints, limit: .seconds(10))
+                let answeredBy = try? ctlJSONObject(ping.stdoutLines.first ?? "")["worker"] as? String
+                if ping.status == 0 && answeredBy == workerID { return worker }
+            }
+            lastProblem = process.isRunning ? "no answer to ping within 15 s" : "the worker exited at start"
+            _ = await worker.stop()
+            lastProblem += "\n" + worker.log
+            try? FileManager.default.removeItem(at: directory)
+        }
+        throw CtlHarnessError("the worker did not start: \(lastProblem)")
+    }
+
+    /// The worker's log so far.
+    var log: String {
+        (try? String(contentsOf: directory.appendingPathComponent("worker.log"), encoding: .utf8)) ?? ""
+    }
+
+    /// Sends SIGTERM and waits for the exit (killed after 20 s).
+    func stop() async -> CtlResult {
+        process.signal(SIGTERM)
+        return await process.finish(within: .seconds(20))
+    }
+}
+
+// MARK: - Fake peers
+
+/// A one-shot signal from one task to another.
+final class CtlLatch: Sendable {
+    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// Fires the latch: every wait returns.
+    func fire() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.fired = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once the latch has fired.
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let fired = state.withLock { state -> Bool in
+                if !state.fired { state.waiters.append(continuation) }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
+    }
+}
+
+/// A ZeroMQ peer on its own thread, standing in for a worker: a ROUTER that answers control
+/// requests, or a PUB that publishes one message over and over.
+final class CtlFakePeer: Sendable {
+    /// The bound endpoint, for ecpctl: `>tcp://127.0.0.1:<port>`.
+    let endpoint: String
+    private let stopSignal: WakeSignal
+    private let done: CtlLatch
+    private let received: CtlRequestLog
+
+    private init(endpoint: String, stopSignal: WakeSignal, done: CtlLatch, received: CtlRequestLog) {
+        self.endpoint = endpoint
+        self.stopSignal = stopSignal
+        self.done = done
+        self.received = received
+    }
+
+    /// The request payloads received so far.
+    var requests: [Data] { received.all }
+
+    /// A ROUTER that answers each request `[id][""][json]` with `reply(json)` in the same
+    /// envelope (no answer when it returns nil). With `curveSecretKey` it is a CURVE server.
+    static func router(curveSecretKey: String? = nil, reply: @escaping @Sendable (Data) -> Data?) async throws -> CtlFakePeer {
+        try await spawn { context, log in
+            let router = try context.makeSocket(.router)
+            try router.setLinger(milliseconds: 0)
+            if let curveSecretKey { try router.setCurveServer(secretKey: curveSecretKey) }
+            try router.bind("tcp://127.0.0.1:*")
+            let endpoint = try router.lastEndpoint
+            return (router, endpoint, { socket in
+                while let frames = try socket.receive(dontWait: true) {
+                    guard frames.count >= 2, let body = frames.last else { continue }
+                    log.append(body)
+                    if let answer = reply(body) {
+                        try socket.send(Array(frames.dropLast()) + [answer])
+                    }
+                }
+                return true
+            })
+        }
+    }
+
+    /// A PUB that publishes `[topic][body]` about every 20 ms until stopped (so a subscriber
+    /// that joins late still gets it).
+    static func publisher(topic: String, body: Data) async throws -> CtlFakePeer {
+        try await spawn { context, _ in
+            let pub = try context.makeSocket(.pub)
+            try pub.setLinger(milliseconds: 0)
+            try pub.bind("tcp://127.0.0.1:*")
+            let endpoint = try pub.lastEndpoint
+            return (pub, endpoint, { socket in
+                try socket.send([Data(topic.utf8), body], dontWait: true)
+                return false
+            })
+        }
+    }
+
+    /// Runs a socket on a new thread. `setup` makes the socket and returns it, its endpoint and
+    /// a step; the step runs when the socket is readable (`true` from the step: wait for the
+    /// next readable event) or every 20 ms (`false`: a periodic step, for a publisher).
+    private static func spawn(
+        _ setup: @escaping @Sendable (Context, CtlRequestLog) throws -> (Socket, String, (Socket) throws -> Bool)
+    ) async throws -> CtlFakePeer {
+        let stopSignal = try WakeSignal()
+        let done = CtlLatch()
+        let log = CtlRequestLog()
+        let endpoint: String = try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                defer { done.fire() }
+                let socket: Socket
+                let step: (Socket) throws -> Bool
+                do {
+                    let context = try Context()
+                    let made = try setup(context, log)
+                    socket = made.0
+                    step = made.2
+                    continuation.resume(returning: made.1)
+                } catch {
+                    continuation.resume(throwing: error)
+                    return
+                }
+                defer { socket.close() }
+                do {
+                    var readable = try step(socket)
+                    while true {
+                        let items: [PollItem] =
+                            readable
+                            ? [.fileDescriptor(stopSignal.fileDescriptor), .socket(socket)]
+                            : [.fileDescriptor(stopSignal.fileDescriptor)]
+                        let events = try poll(items, timeoutMs: readable ? -1 : 20)
+                        if events[0].contains(.readable) { return }
+                        if !readable || events[1].contains(.readable) { readable = try step(socket) }
+                    }
+                } catch {
+                    return
+                }
+            }
+            thread.start()
+        }
+        return CtlFakePeer(endpoint: ">" + endpoint, stopSignal: stopSignal, done: done, received: log)
+    }
+
+    /// Stops the thread and waits for it to close its socket.
+    func stop() async {
+        stopSignal.raise()
+        await done.wait()
+    }
+}
+
+/// The payloads a fake peer received, shared between its thread and the test.
+final class CtlRequestLog: Sendable {
+    private let payloads = Mutex<[Data]>([])
+
+    /// Records a payload.
+    func append(_ payload: Data) { payloads.withLock { $0.append(payload) } }
+
+    /// Every payload so far.
+    var all: [Data] { payloads.withLock { $0 } }
+}
+
+// MARK: - JSON
+
+/// Parses one JSON object (a line of `--json` output).
+func ctlJSONObject(_ text: String) throws -> [String: Any] {
+    let value = try JSONSerialization.jsonObject(with: Data(text.utf8))
+    guard let object = value as? [String: Any] else { throw CtlHarnessError("not a JSON object: \(text)") }
+    return object
+}
