@@ -99,8 +99,9 @@ public enum ErrorRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// An error of the worker itself, not of libvirt: `type` is `timeout` (a deadline passed) or
-/// `cancelled` (the worker stopped before the command could run).
+/// An error of the worker itself, not of libvirt: `type` is `timeout` (a deadline passed),
+/// `cancelled` (the worker stopped before the command could run) or `corrupt_table` (the state
+/// table could not be read; `file` is where it was kept aside).
 public struct WorkerErrorRecord: Codable, Sendable, Equatable {
     public var type: String
     public var category: String
@@ -108,19 +109,25 @@ public struct WorkerErrorRecord: Codable, Sendable, Equatable {
     public var message: String
     public var summary: String
     public var timeoutMs: Int?
+    /// The file concerned, for errors about a file (a corrupt state table: where it was kept aside).
+    public var file: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, category, retryable, message, summary
+        case type, category, retryable, message, summary, file
         case timeoutMs = "timeout_ms"
     }
 
-    public init(type: String, category: String, retryable: Bool, message: String, summary: String, timeoutMs: Int? = nil) {
+    public init(
+        type: String, category: String, retryable: Bool, message: String, summary: String, timeoutMs: Int? = nil,
+        file: String? = nil
+    ) {
         self.type = type
         self.category = category
         self.retryable = retryable
         self.message = message
         self.summary = summary
         self.timeoutMs = timeoutMs
+        self.file = file
     }
 }
 
@@ -335,21 +342,19 @@ public struct RestoreSummaryMessage: Codable, Sendable, Equatable {
     public var total: Int
     public var counts: [String: Int]
     public var durationMs: Double
-    /// For a corrupt table: where the unreadable file was moved, and why it could not be read.
-    public var corruptFile: String?
-    public var error: String?
+    /// For a corrupt table: why it could not be read, and where it was kept aside (`file`).
+    public var error: WorkerErrorRecord?
 
     enum CodingKeys: String, CodingKey {
         case type, trigger, table, total, counts, error
         case restoreId = "restore_id"
         case stateFile = "state_file"
         case durationMs = "duration_ms"
-        case corruptFile = "corrupt_file"
     }
 
     public init(
         restoreId: String, trigger: String, table: String, stateFile: String, total: Int, counts: [String: Int],
-        durationMs: Double, corruptFile: String? = nil, error: String? = nil
+        durationMs: Double, error: WorkerErrorRecord? = nil
     ) {
         self.restoreId = restoreId
         self.trigger = trigger
@@ -358,7 +363,6 @@ public struct RestoreSummaryMessage: Codable, Sendable, Equatable {
         self.total = total
         self.counts = counts
         self.durationMs = durationMs
-        self.corruptFile = corruptFile
         self.error = error
     }
 }

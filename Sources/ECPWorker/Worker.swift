@@ -180,6 +180,16 @@ public final class Worker: Service, Sendable {
         // the context terminates once the last socket is gone.
         transport.stop()
         authenticator?.stop()
+        // Terminating the context is what waits for the events socket's queued messages
+        // (`worker.stopping` among them) to go out, within the sockets' linger.
+        let terminated = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            context.terminate()
+            terminated.signal()
+        }
+        if terminated.wait(timeout: .now() + .seconds(5)) == .timedOut {
+            logger.warning("events still unsent at exit were dropped")
+        }
         logger.notice("worker stopped")
     }
 }

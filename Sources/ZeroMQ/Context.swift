@@ -1,4 +1,5 @@
 import CZeroMQ
+import Foundation
 
 /// A libzmq context: the I/O threads and the `inproc://` namespace that sockets share.
 ///
@@ -15,6 +16,20 @@ public final class Context: @unchecked Sendable {
 
     /// The `void *` libzmq context.
     let handle: UnsafeMutableRawPointer
+    private let terminated = TerminationFlag()
+
+    private final class TerminationFlag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var done = false
+        /// True for the first caller only.
+        func claim() -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            if done { return false }
+            done = true
+            return true
+        }
+    }
 
     /// Creates a context with `ioThreads` background I/O threads (`ZMQ_IO_THREADS`).
     ///
@@ -56,9 +71,17 @@ public final class Context: @unchecked Sendable {
         _ = zmq_ctx_shutdown(handle)
     }
 
+    /// Terminates the context now (`zmq_ctx_term`): waits until every socket's queued messages
+    /// are sent or its linger period ends. Every socket of the context must be closed first, or
+    /// this blocks. Later calls, and `deinit`, do nothing.
+    public func terminate() {
+        guard terminated.claim() else { return }
+        while zmq_ctx_term(handle) != 0 && czmq_errno() == EINTR {}
+    }
+
     deinit {
         // Waits for sockets' linger periods; all sockets are closed, since each one retains
         // its context.
-        while zmq_ctx_term(handle) != 0 && czmq_errno() == EINTR {}
+        terminate()
     }
 }

@@ -138,8 +138,12 @@ extension Engine {
             restoreId: run.id, trigger: run.trigger, table: table.tableWord, stateFile: store.path,
             total: outcomes.count, counts: counts, durationMs: millis(since: run.started))
         if case .corrupt(let movedTo, let reason) = table {
-            summary.corruptFile = movedTo
-            summary.error = "the state table could not be read (\(reason)); it was moved to \(movedTo) and the worker started from an empty table"
+            let kept = movedTo == store.path ? "it was kept where it is" : "it was kept aside as \(movedTo)"
+            summary.error = WorkerErrorRecord(
+                type: "corrupt_table", category: "config", retryable: false,
+                message: "the state table \(store.path) could not be read: \(reason); \(kept)",
+                summary: "worker: cannot restore from the state table \(store.path): \(reason); \(kept), and the worker started from an empty table",
+                file: movedTo)
         }
         // Outcomes in table order, for a stable report.
         let order = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.key, $0) })

@@ -5,8 +5,8 @@ import Foundation
 /// Remembers recent command ids and their results (the encoded bytes, a few hundred each), so a
 /// command sent twice runs once.
 ///
-/// An id is kept while it is among the last `capacity` ids or younger than `window`, whichever
-/// keeps it longer, but never past `hardLimit` entries, so memory stays bounded under a flood.
+/// An id is kept while it is among the last `capacity` ids, and beyond that while it is younger
+/// than `window`, but never past `hardLimit` entries, so memory stays bounded under a flood.
 final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     enum Lookup {
         /// First time: run it.
@@ -29,10 +29,14 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     let window: UInt64
     let hardLimit: Int
 
-    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int = 100_000) {
+    /// - Parameters:
+    ///   - capacity: ids always kept (the last `capacity`).
+    ///   - windowSeconds: younger ids are kept beyond `capacity`...
+    ///   - hardLimit: ...up to this many in all (default twice `capacity`), so memory stays bounded.
+    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int? = nil) {
         self.capacity = capacity
         self.window = UInt64(windowSeconds * 1e9)
-        self.hardLimit = max(hardLimit, capacity)
+        self.hardLimit = max(hardLimit ?? 2 * capacity, capacity)
     }
 
     /// Looks an id up and, when new, records it as running.

@@ -106,7 +106,7 @@ public struct TextLogHandler: LogHandler {
                 JSONText.appendValue(merged[key]!, to: &json)
                 text = json
             }
-            if text.isEmpty || text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0 == "\"" || $0.value == 0x7f }) {
+            if text.isEmpty || text.unicodeScalars.contains(where: TextLogHandler.needsQuoting) {
                 JSONText.appendString(text, to: &line)
             } else {
                 line += text
@@ -114,6 +114,15 @@ public struct TextLogHandler: LogHandler {
         }
         line += "\n"
         output.emit(line)
+    }
+}
+
+extension TextLogHandler {
+    /// Characters that make a value quoted (and escaped): white space, quotes, controls (C0, DEL,
+    /// C1) and Unicode line separators, so a value never breaks or colours a line.
+    static func needsQuoting(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value <= 0x20 || scalar == "\"" || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
+            || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 }
 

@@ -195,6 +195,9 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         lock.unlock()
         wake.raise()
         finished.wait()
+        // The handlers hold the engine, whose sink is this transport: let the cycle go.
+        handler = nil
+        badFrames = nil
     }
 
     // MARK: the I/O thread

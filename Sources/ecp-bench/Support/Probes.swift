@@ -21,7 +21,7 @@ struct ProbeResult {
 /// within about one step of it.
 enum Probe {
     static func run(
-        context: Context, control: String, events: String?, worker: SpawnedWorker,
+        context: Context, control: String, events: String?, eventTopics: [String] = [""], worker: SpawnedWorker,
         deadline: UInt64, stepMs: Int = 5, lifetimeMs: Int = 250
     ) throws -> ProbeResult {
         var result = ProbeResult()
@@ -59,7 +59,7 @@ enum Probe {
             if needEvent, let events {
                 let sub = try context.makeSocket(.sub)
                 try sub.setLinger(milliseconds: 0)
-                try sub.subscribe("")
+                for topic in eventTopics { try sub.subscribe(topic) }
                 try sub.connect(events)
                 subscribers.append((sub, Clock.nanos()))
             }

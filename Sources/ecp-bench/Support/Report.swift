@@ -97,7 +97,8 @@ enum Format {
 
     /// A signed KiB difference: `+1.2 MiB (+1228 KiB)`.
     static func kibDelta(_ value: Int) -> String {
-        String(format: "%@%.1f MiB (%@%d KiB)", value < 0 ? "-" : "+", Double(abs(value)) / 1024, value < 0 ? "-" : "+", abs(value))
+        let sign = value < 0 ? "-" : "+"
+        return sign + String(format: "%.1f MiB (", Double(abs(value)) / 1024) + sign + "\(abs(value)) KiB)"
     }
 
     /// The median of some values (the mean of the middle two for an even count).

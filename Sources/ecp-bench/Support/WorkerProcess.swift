@@ -238,20 +238,35 @@ final class SpawnedWorker {
     }
 
     /// `count` distinct TCP ports of 127.0.0.1 that were free a moment ago.
-    static func freePorts(_ count: Int, context: Context) throws -> [Int] {
-        var sockets: [Socket] = []
-        defer { for s in sockets { s.close() } }
+    ///
+    /// Plain sockets, bound to port 0 and never listening, closed before returning: a ZeroMQ
+    /// socket would close its listener later, in its I/O thread, and a bench socket connecting
+    /// to the port meanwhile would meet that stale listener, fail the ZeroMQ handshake, and
+    /// never try again.
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
         var ports: [Int] = []
         for _ in 0..<count {
-            let socket = try context.makeSocket(.router)
-            try socket.setLinger(milliseconds: 0)
-            try socket.bind("tcp://127.0.0.1:*")
-            sockets.append(socket)
-            let endpoint = try socket.lastEndpoint
-            guard let port = endpoint.split(separator: ":").last.flatMap({ Int($0) }) else {
-                throw BenchFailure(2, "cannot read a port from \(endpoint)")
+            #if canImport(Glibc)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #else
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
+            #endif
+            guard fd >= 0 else { throw BenchFailure(2, "socket() failed: \(String(cString: strerror(errno)))") }
+            fds.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+                }
             }
-            ports.append(port)
+            guard bound else { throw BenchFailure(2, "cannot find a free port: \(String(cString: strerror(errno)))") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
         }
         return ports
     }

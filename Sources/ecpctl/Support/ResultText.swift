@@ -106,8 +106,14 @@ enum ResultText {
                 + "\(total) machine\(total == 1 ? "" : "s"), \(summary.text("duration_ms")) ms"
         ]
         var pairs: [(String, String)] = [("state_file", summary.text("state_file"))]
-        if summary["corrupt_file"] != nil { pairs.append(("corrupt_file", summary.text("corrupt_file"))) }
-        if summary["error"] != nil { pairs.append(("error", summary.text("error"))) }
+        if let error = summary["error"] {
+            if error["summary"] != nil {
+                pairs.append(("error", error.text("summary")))
+                if error["file"] != nil { pairs.append(("kept_aside_as", error.text("file"))) }
+            } else {
+                pairs.append(("error", summary.text("error")))
+            }
+        }
         let counts = summary["counts"]?.objectValue ?? [:]
         let order = ["started", "resumed", "already_running", "missing", "skipped", "failed"]
         for key in order + counts.keys.filter({ !order.contains($0) }).sorted() {

@@ -1,0 +1,40 @@
+import ArgumentParser
+
+struct LatencyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latency",
+        abstract: "Sends one command at a time (window 1) and measures the round trip: send to result.",
+        discussion: """
+            The same run as throughput with one command in flight: each command is sent when the \
+            previous result has arrived, so the figures are the worker's unloaded response times \
+            through ZeroMQ and libvirt. Mix, machines and memory as for throughput.
+
+            Examples:
+              ecp-bench latency --spawn
+              ecp-bench latency --worker-id host1 --mix status=1 --machine web1 --count 2000 --json
+            """)
+
+    @Option(help: "Commands to send.")
+    var count = 10_000
+
+    @OptionGroup(title: "Worker") var target: TargetOptions
+    @OptionGroup(title: "Started worker") var spawn: SpawnOptions
+    @OptionGroup(title: "Load") var load: LoadOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard count >= 1, count <= 100_000_000 else { throw ValidationError("--count must be between 1 and 100000000") }
+    }
+
+    func run() throws {
+        try guarded {
+            let report = try LoadRunner(
+                spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
+                workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
+                count: count, window: 1, label: "latency"
+            ).run()
+            emitLoad(report, name: "latency", asJSON: output.json)
+            return report.exitStatus
+        }
+    }
+}

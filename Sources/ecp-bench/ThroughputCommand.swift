@@ -1,0 +1,75 @@
+import ArgumentParser
+
+struct ThroughputCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "throughput",
+        abstract: "Keeps a window of commands in flight and measures commands/s and latency percentiles.",
+        discussion: """
+            The bench handshakes with the worker first: it sends ping until one is answered (a \
+            subscriber that joins late misses the first messages of PUB/SUB), for at most 30 s. It \
+            reads each machine's state with status, then sends --count commands, never more than \
+            --window unanswered, and counts every result: ok, failed (by error code), and the time \
+            from send to result.
+
+            Mix: --mix op=weight,... becomes a fixed cycle (status=8,suspend=1,resume=1: eight \
+            status spread around one suspend and one resume); ops that need a machine take \
+            --machines in turn. With both suspend and resume in the mix they are sent as pairs per \
+            machine: each is whatever flips that machine (suspend when the bench left it running, \
+            resume when it left it paused). The worker runs one machine's commands in arrival \
+            order, so every pair changes the state even with 64 in flight, and a machine left \
+            paused at the end is resumed (outside the figures).
+
+            With --worker-pid (or --spawn) it reads the worker's resident memory (VmRSS) before \
+            and after.
+
+            Examples:
+              ecp-bench throughput --spawn
+              ecp-worker --worker-id w1 &     # default endpoints, test driver
+              ecp-bench throughput --worker-id w1 --worker-pid $! --window 128
+              ecp-bench throughput --spawn --mix status=1 --json
+            """)
+
+    @Option(help: "Commands to send.")
+    var count = 100_000
+
+    @Option(help: "Commands in flight at most (sent and not yet answered).")
+    var window = 64
+
+    @OptionGroup(title: "Worker") var target: TargetOptions
+    @OptionGroup(title: "Started worker") var spawn: SpawnOptions
+    @OptionGroup(title: "Load") var load: LoadOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard count >= 1, count <= 100_000_000 else { throw ValidationError("--count must be between 1 and 100000000") }
+        guard window >= 1, window <= 10_000 else { throw ValidationError("--window must be between 1 and 10000 (the worker's queue)") }
+    }
+
+    func run() throws {
+        try guarded {
+            let report = try LoadRunner(
+                spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
+                workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
+                count: count, window: window, label: "throughput"
+            ).run()
+            emitLoad(report, name: "throughput", asJSON: output.json)
+            return report.exitStatus
+        }
+    }
+}
+
+/// Prints a throughput or latency report.
+func emitLoad(_ report: LoadReport, name: String, asJSON: Bool) {
+    let who = (report.spawned ? "started worker '\(report.workerID)'" : "worker '\(report.workerID)'")
+        + (report.workerPID.map { ", pid \($0)" } ?? "")
+    let machines = report.plan.mix.needsMachine ? ", machines \(report.plan.machines.joined(separator: ","))" : ""
+    var table = Table("ecp-bench \(name): \(who), window \(report.plan.window), mix \(report.plan.mix)\(machines)")
+    report.rows(into: &table)
+    if let m = report.memory {
+        table.add("rss before", Format.kib(m.before))
+        table.add("rss after", Format.kib(m.after) + "  " + Format.kibDelta(m.growth))
+    }
+    var json = report.json
+    json.benchmark = name
+    emit(table, json: json, asJSON: asJSON)
+}
