@@ -1,0 +1,208 @@
+import ECPProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// ecp-bench end to end: each subcommand starts its own worker (libvirt test driver, free
+/// ports), runs a small load, and prints one JSON object whose figures must add up.
+@Suite("ecp-bench", .serialized)
+struct BenchTests {
+    @Test("throughput --spawn: every command answered and ok, percentiles in order, memory read")
+    func throughput() throws {
+        let run = try BenchRun.run(["throughput", "--spawn", "--count", "2000", "--json"])
+        #expect(run.status == 0, "\(run)")
+        let json = try run.json()
+        #expect(json["benchmark"]?.stringValue == "throughput", "\(run)")
+        #expect(json["spawned"]?.boolValue == true)
+        #expect(json["complete"]?.boolValue == true, "\(run)")
+        #expect(json["count"]?.intValue == 2000)
+        #expect(json["sent"]?.intValue == 2000)
+        #expect(json["answered"]?.intValue == 2000)
+        #expect(json["ok"]?.intValue == 2000, "\(run)")
+        #expect(json["failed"]?.intValue == 0, "\(run)")
+        #expect(json["window"]?.intValue == 64)
+        #expect((json["commands_per_s"]?.doubleValue ?? 0) > 0)
+        #expect((json["elapsed_s"]?.doubleValue ?? 0) > 0)
+
+        // The default mix, status=8,suspend=1,resume=1: suspend and resume alternate on the
+        // machine, so each of them changes its state.
+        let ops = json["ops"]
+        #expect(ops?["status"]?["sent"]?.intValue == 1600)
+        #expect(ops?["suspend"]?["sent"]?.intValue == 200)
+        #expect(ops?["resume"]?["sent"]?.intValue == 200)
+        #expect(ops?["suspend"]?["unchanged"]?.intValue == 0, "\(run)")
+        #expect(ops?["resume"]?["unchanged"]?.intValue == 0, "\(run)")
+
+        let latency = try #require(json["latency_us"])
+        #expect(latency["count"]?.intValue == 2000)
+        let order = ["min", "p50", "p90", "p99", "p99_9", "max"].map { latency[$0]?.doubleValue ?? -1 }
+        #expect(order.allSatisfy { $0 > 0 }, "\(latency)")
+        #expect(order == order.sorted(), "percentiles out of order: \(latency)")
+
+        let rss = try #require(json["rss_kib"], "\(run)")
+        #expect((rss["before"]?.intValue ?? 0) > 1024, "\(rss)")
+        #expect((rss["after"]?.intValue ?? 0) > 1024, "\(rss)")
+    }
+
+    @Test("restore --machines 50: all 50 started, every outcome accounted for")
+    func restore() throws {
+        let run = try BenchRun.run(["restore", "--machines", "50", "--json"])
+        #expect(run.status == 0, "\(run)")
+        let json = try run.json()
+        #expect(json["benchmark"]?.stringValue == "restore")
+        #expect(json["complete"]?.boolValue == true, "\(run)")
+        #expect(json["machines"]?.intValue == 50)
+        #expect(json["total"]?.intValue == 50, "\(run)")
+        #expect(json["counts"]?["started"]?.intValue == 50, "\(run)")
+        #expect(json["outcomes_expected"]?.intValue == 50)
+        #expect(json["outcomes_reported"]?.intValue == 50, "\(run)")
+        let received = json["outcomes_received"]?.intValue ?? -1
+        #expect(received >= 0 && received <= 50, "\(run)")
+        let workerMs = json["worker_ms"]?.doubleValue ?? 0
+        #expect(workerMs > 0, "\(run)")
+        // The wall time is there when the summary came on the events socket, and then it holds
+        // the worker's own figure.
+        if let wall = json["wall_ms"]?.doubleValue {
+            #expect(json["summary_source"]?.stringValue == "events")
+            #expect(wall >= workerMs, "\(run)")
+        } else {
+            #expect(json["summary_source"]?.stringValue == "report", "\(run)")
+        }
+    }
+
+    @Test("startup --runs 2: both runs answer, figures in order")
+    func startup() throws {
+        let run = try BenchRun.run(["startup", "--runs", "2", "--json"])
+        #expect(run.status == 0, "\(run)")
+        let json = try run.json()
+        #expect(json["benchmark"]?.stringValue == "startup")
+        #expect(json["runs"]?.intValue == 2)
+        #expect(json["failed_runs"]?.intValue == 0, "\(run)")
+        for name in ["to_ping_ms", "to_first_event_ms", "idle_rss_kib"] {
+            let spread = try #require(json[name], "\(name) missing: \(run)")
+            #expect(spread["values"]?.arrayValue?.count == 2, "\(name): \(spread)")
+            let (low, mid, high) = (spread["min"]?.doubleValue ?? -1, spread["median"]?.doubleValue ?? -1, spread["max"]?.doubleValue ?? -1)
+            #expect(low > 0 && low <= mid && mid <= high, "\(name): \(spread)")
+        }
+        #expect((json["idle_rss_kib"]?["median"]?.doubleValue ?? 0) > 1024)
+        let types = json["first_event_types"]?.objectValue ?? [:]
+        #expect(types.values.compactMap(\.intValue).reduce(0, +) == 2, "\(run)")
+    }
+
+    @Test("a bad mix is refused before anything starts")
+    func badMix() throws {
+        let run = try BenchRun.run(["throughput", "--spawn", "--mix", "start=1"])
+        #expect(run.status == 64, "\(run)")
+        #expect(run.stderr.contains("op start cannot be in a mix"), "\(run)")
+    }
+}
+
+/// One run of the ecp-bench executable, its output in files (no pipe to fill), with a time limit.
+private struct BenchRun: CustomStringConvertible {
+    var arguments: [String]
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var description: String {
+        "ecp-bench \(arguments.joined(separator: " ")): status \(status)\n--- stdout ---\n\(stdout)--- stderr ---\n\(stderr)"
+    }
+
+    /// The one JSON object of standard output.
+    func json() throws -> JSONValue {
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(stdout.utf8))
+        guard value.objectValue != nil else { throw BenchHarnessError("stdout is not a JSON object: \(self)") }
+        return value
+    }
+
+    static func run(_ arguments: [String], limit: Duration = .seconds(120)) throws -> BenchRun {
+        let binaries = try BenchBinaries.find()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-bench-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("stdout")
+        let err = directory.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+
+        let process = Process()
+        process.executableURL = binaries.bench
+        var all = arguments
+        // restore and startup, and --spawn, start a worker: the one found for this test run.
+        if let worker = binaries.worker, !arguments.contains("--worker") {
+            all += ["--worker", worker.path]
+        }
+        process.arguments = all
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ECP_") }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        try process.run()
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline {
+            usleep(20_000)
+        }
+        if process.isRunning {
+            // SIGTERM: the bench stops the workers it started, then exits.
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return BenchRun(
+            arguments: arguments, status: process.terminationStatus,
+            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+}
+
+/// Where the built ecp-bench and ecp-worker are: `ECP_BENCH_BIN`, else next to `ECP_WORKER_BIN`,
+/// else next to the running test executable (the build directory), else
+/// `<package root>/.build/debug/ecp-bench`.
+private enum BenchBinaries {
+    static func find() throws -> (bench: URL, worker: URL?) {
+        let fm = FileManager.default
+        let environment = ProcessInfo.processInfo.environment
+        let worker = environment["ECP_WORKER_BIN"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        var candidates: [URL] = []
+        if let path = environment["ECP_BENCH_BIN"], !path.isEmpty {
+            let url = URL(fileURLWithPath: path)
+            guard fm.isExecutableFile(atPath: url.path) else { throw BenchHarnessError("ECP_BENCH_BIN=\(path) is not an executable file") }
+            return (url, worker)
+        }
+        if let worker { candidates.append(worker.deletingLastPathComponent().appendingPathComponent("ecp-bench")) }
+        if let first = CommandLine.arguments.first {
+            var dir = URL(fileURLWithPath: first).resolvingSymlinksInPath().deletingLastPathComponent()
+            for _ in 0..<4 {
+                candidates.append(dir.appendingPathComponent("ecp-bench"))
+                dir.deleteLastPathComponent()
+            }
+        }
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while dir.path != "/" {
+            if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+                candidates.append(dir.appendingPathComponent(".build/debug/ecp-bench"))
+                break
+            }
+            dir.deleteLastPathComponent()
+        }
+        for candidate in candidates where fm.isExecutableFile(atPath: candidate.path) {
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                // Without ECP_WORKER_BIN the bench takes the worker built beside it.
+                return (candidate, worker)
+            }
+        }
+        throw BenchHarnessError(
+            "ecp-bench not found; build it (swift build --product ecp-bench) or set ECP_BENCH_BIN. Looked at:\n"
+                + candidates.map(\.path).joined(separator: "\n"))
+    }
+}
+
+private struct BenchHarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
