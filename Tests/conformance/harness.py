@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape
 
 import zmq
 
+import curve
 from ecp_schemas import expected_topic
 
 #: Upper bound for one expected message, seconds (ECP_CONFORMANCE_TIMEOUT overrides).
@@ -356,7 +357,7 @@ class Exchange:
 class Worker:
     """One `ecp-worker` process on free ports of 127.0.0.1, with its clients."""
 
-    def __init__(self, binary, workdir, schemas, *, machines=None, state_table=None, worker_id=None):
+    def __init__(self, binary, workdir, schemas, *, machines=None, state_table=None, worker_id=None, curve_keys=None):
         self.binary = str(binary)
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -367,6 +368,8 @@ class Worker:
         self.state_file = self.workdir / "state.json"
         if state_table is not None:
             self.state_file.write_text(json.dumps(state_table, indent=2), encoding="utf-8")
+        # CURVE (see curve.py): True or False, or None to follow ECP_CONFORMANCE_CURVE.
+        self.curve = curve.keys_for(curve_keys, self.workdir)
         commands_port, events_port, control_port = free_tcp_ports(3)
         self.commands_endpoint = f"tcp://127.0.0.1:{commands_port}"
         self.events_endpoint = f"tcp://127.0.0.1:{events_port}"
@@ -381,10 +384,10 @@ class Worker:
             "--state-file", str(self.state_file),
             "--heartbeat-ms", str(HEARTBEAT_MS),
             "--log-format", "json",
-        ] + shlex.split(os.environ.get("ECP_WORKER_EXTRA_ARGS", ""))
+        ] + (self.curve.worker_args() if self.curve else []) + shlex.split(os.environ.get("ECP_WORKER_EXTRA_ARGS", ""))
         self.stdout_path = self.workdir / "stdout.log"
         self.stderr_path = self.workdir / "stderr.log"
-        self.context = zmq.Context()
+        self.context = self.curve.context() if self.curve else zmq.Context()
         self.events = EventCollector(self.context, self.events_endpoint, self.worker_id, schemas)
         self.publisher = None
         self.proc = None

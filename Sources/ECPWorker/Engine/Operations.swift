@@ -119,6 +119,19 @@ struct Operations: Sendable {
 
     private func perform(_ command: Command, on d: Domain) throws -> OpOutcome {
         var o = OpOutcome()
+        if command.op == .status {
+            // Four libvirt calls: what the protocol's status reports.
+            let (state, reason) = try d.state()
+            let info = try d.info()
+            o.state = state
+            o.data = [
+                "state": .string(state.name), "reason": .int(Int64(reason)),
+                "vcpus": .int(Int64(info.vcpus)), "memory_kib": .int(Int64(info.memoryKiB)),
+                "max_memory_kib": .int(Int64(info.maxMemoryKiB)), "cpu_time_ns": .int(Int64(info.cpuTimeNs)),
+                "persistent": .bool(try d.isPersistent()), "autostart": .bool(try d.autostart()),
+            ]
+            return o
+        }
         let before = try d.state().state
         switch command.op {
         case .start:
@@ -165,17 +178,6 @@ struct Operations: Sendable {
             // A running machine keeps running as a transient one; an inactive one is gone.
             o.state = try? d.state().state
             if o.state == nil { o.state = before.isActive ? before : .shutoff }
-            return o
-        case .status:
-            let (state, reason) = try d.state()
-            let info = try d.info()
-            o.state = state
-            o.data = [
-                "state": .string(state.name), "reason": .int(Int64(reason)),
-                "vcpus": .int(Int64(info.vcpus)), "memory_kib": .int(Int64(info.memoryKiB)),
-                "max_memory_kib": .int(Int64(info.maxMemoryKiB)), "cpu_time_ns": .int(Int64(info.cpuTimeNs)),
-                "persistent": .bool(try d.isPersistent()), "autostart": .bool(try d.autostart()),
-            ]
             return o
         default:
             break
