@@ -400,7 +400,10 @@ public final class Engine: Sendable {
                 }
                 return
             }
-            store.recordObserved(uuid: uuid, name: name, observed: outcome.state?.name)
+            // Reads leave `observed` to the lifecycle events, which report every change.
+            if command.op.changesState {
+                store.recordObserved(uuid: uuid, name: name, observed: outcome.state?.name)
+            }
         }
         deliver(result, job: job, failed: outcome.failure != nil)
     }

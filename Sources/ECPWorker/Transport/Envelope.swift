@@ -99,22 +99,20 @@ public enum Timestamp {
         var t = time_t(seconds)
         var tm = tm()
         gmtime_r(&t, &tm)
-        func digits(_ v: Int, _ n: Int) {
-            var buf = [UInt8](repeating: UInt8(ascii: "0"), count: n)
-            var v = v
-            for i in stride(from: n - 1, through: 0, by: -1) {
-                buf[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-            }
-            out.append(contentsOf: buf)
+        let zero = UInt8(ascii: "0")
+        @inline(__always) func two(_ v: Int32) {
+            out.append(zero + UInt8(v / 10))
+            out.append(zero + UInt8(v % 10))
         }
-        digits(Int(tm.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
-        digits(Int(tm.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
-        digits(Int(tm.tm_mday), 2); out.append(UInt8(ascii: "T"))
-        digits(Int(tm.tm_hour), 2); out.append(UInt8(ascii: ":"))
-        digits(Int(tm.tm_min), 2); out.append(UInt8(ascii: ":"))
-        digits(Int(tm.tm_sec), 2); out.append(UInt8(ascii: "."))
-        digits(millis, 3); out.append(UInt8(ascii: "Z"))
+        let year = Int32(tm.tm_year) + 1900
+        two(year / 100); two(year % 100); out.append(UInt8(ascii: "-"))
+        two(tm.tm_mon + 1); out.append(UInt8(ascii: "-"))
+        two(tm.tm_mday); out.append(UInt8(ascii: "T"))
+        two(tm.tm_hour); out.append(UInt8(ascii: ":"))
+        two(tm.tm_min); out.append(UInt8(ascii: ":"))
+        two(tm.tm_sec); out.append(UInt8(ascii: "."))
+        out.append(zero + UInt8(millis / 100))
+        two(Int32(millis % 100)); out.append(UInt8(ascii: "Z"))
     }
 }
 
