@@ -31,8 +31,6 @@ public struct CommandDecoder: Sendable {
         self.limits = limits
     }
 
-    private static let jsonDecoder = JSONDecoder()
-
     /// Decodes and validates one command document.
     public func decode(_ data: Data) -> Result<Command, RequestError> {
         if data.count > limits.maxDocumentBytes {
@@ -43,28 +41,24 @@ public struct CommandDecoder: Sendable {
         if data.isEmpty {
             return .failure(RequestError(reason: .malformedJSON, detail: "command frame is empty"))
         }
-        let problem = data.withUnsafeBytes { JSONSyntax.check($0, maxDepth: limits.maxDepth) }
-        switch problem {
-        case .none:
-            break
-        case .tooDeep(let depth)?:
+        let parsed: Result<JSONValue, JSONSyntax.Problem> = data.withUnsafeBytes { buffer in
+            Result { () throws(JSONSyntax.Problem) -> JSONValue in try JSONSyntax.parse(buffer, maxDepth: limits.maxDepth) }
+        }
+        let document: JSONValue
+        switch parsed {
+        case .success(let value):
+            document = value
+        case .failure(.tooDeep(let depth)):
             return .failure(RequestError(
                 reason: .tooLarge,
                 detail: "command nests arrays and objects more than \(limits.maxDepth) deep (reached \(depth))"))
-        case .syntax(let what, let offset)?:
+        case .failure(.syntax(let what, let offset)):
             return .failure(RequestError(reason: .malformedJSON, detail: "command is not valid JSON: \(what) at byte \(offset)"))
         }
-        let raw: RawCommand
-        do {
-            raw = try Self.jsonDecoder.decode(RawCommand.self, from: data)
-        } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
-            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got null"))
-        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
-            let kind = (try? JSONDecoder().decode(JSONValue.self, from: data))?.typeDescription ?? "not an object"
-            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got \(kind)"))
-        } catch {
-            return .failure(RequestError(reason: .malformedJSON, detail: Self.describe(error)))
+        guard case .object(let object) = document else {
+            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got \(document.typeDescription)"))
         }
+        let raw = RawCommand(object)
         return validate(raw)
     }
 
@@ -245,21 +239,6 @@ public struct CommandDecoder: Sendable {
         return out + "\""
     }
 
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            var text = "command is not valid JSON"
-            if let underlying = context.underlyingError {
-                let u = "\(underlying)"
-                if let r = u.range(of: "NSDebugDescription=") {
-                    text += ": " + u[r.upperBound...].prefix(160).trimmingCharacters(in: CharacterSet(charactersIn: "})"))
-                }
-            } else if !context.debugDescription.isEmpty {
-                text += ": " + context.debugDescription.prefix(160)
-            }
-            return text
-        }
-        return "command is not valid JSON"
-    }
 }
 
 /// A field as found: missing, of the wrong JSON type, or a value of the expected type.
@@ -270,34 +249,43 @@ enum Field<T: Sendable>: Sendable {
 }
 
 /// The command's known fields, read without failing on any one of them.
-struct RawCommand: Decodable {
-    var v: Field<Int> = .absent
-    var id: Field<String> = .absent
-    var op: Field<String> = .absent
-    var machine: Field<String> = .absent
-    var args: Field<[String: JSONValue]> = .absent
-    var timeoutMs: Field<Int> = .absent
+struct RawCommand {
+    var v: Field<Int>
+    var id: Field<String>
+    var op: Field<String>
+    var machine: Field<String>
+    var args: Field<[String: JSONValue]>
+    var timeoutMs: Field<Int>
 
-    enum Key: String, CodingKey {
-        case v, id, op, machine, args
-        case timeoutMs = "timeout_ms"
+    init(_ object: [String: JSONValue]) {
+        v = Self.integer(object["v"])
+        id = Self.string(object["id"])
+        op = Self.string(object["op"])
+        machine = Self.string(object["machine"])
+        timeoutMs = Self.integer(object["timeout_ms"])
+        switch object["args"] {
+        case .none: args = .absent
+        case .object(let o)?: args = .value(o)
+        case let other?: args = .wrongType(other.typeDescription)
+        }
     }
 
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: Key.self)
-        v = Self.read(c, .v, Int.self)
-        id = Self.read(c, .id, String.self)
-        op = Self.read(c, .op, String.self)
-        machine = Self.read(c, .machine, String.self)
-        args = Self.read(c, .args, [String: JSONValue].self)
-        timeoutMs = Self.read(c, .timeoutMs, Int.self)
+    static func string(_ value: JSONValue?) -> Field<String> {
+        switch value {
+        case .none: return .absent
+        case .string(let s)?: return .value(s)
+        case let other?: return .wrongType(other.typeDescription)
+        }
     }
 
-    static func read<T: Decodable & Sendable>(_ c: KeyedDecodingContainer<Key>, _ key: Key, _: T.Type) -> Field<T> {
-        guard c.contains(key) else { return .absent }
-        if let value = try? c.decode(T.self, forKey: key) { return .value(value) }
-        let actual = (try? c.decode(JSONValue.self, forKey: key))?.typeDescription ?? "an unreadable value"
-        if T.self == Int.self, actual == "a number" { return .wrongType("a non-integer number") }
-        return .wrongType(actual)
+    static func integer(_ value: JSONValue?) -> Field<Int> {
+        switch value {
+        case .none: return .absent
+        case let v? where v.intValue != nil:
+            guard let n = Int(exactly: v.intValue!) else { return .wrongType("an integer out of range") }
+            return .value(n)
+        case .double?: return .wrongType("a non-integer number")
+        case let other?: return .wrongType(other.typeDescription)
+        }
     }
 }

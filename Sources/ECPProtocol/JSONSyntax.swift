@@ -1,37 +1,51 @@
-/// A strict, one-pass check of JSON syntax (RFC 8259) that allocates nothing.
+/// A strict, one-pass JSON parser (RFC 8259) for command documents.
 ///
 /// Foundation's decoder is lenient (it takes trailing commas and raw control characters in
-/// strings); a command must be strict JSON, so this check runs first. It also bounds the nesting
-/// depth before any recursive parser sees the document.
+/// strings) and, measured, the largest cost of a command; this parser is strict, bounds the
+/// nesting depth as it goes, says where a document goes wrong, and builds the values directly.
 enum JSONSyntax {
     /// What is wrong, at which byte offset.
-    enum Problem: Equatable {
+    enum Problem: Error, Equatable {
         case syntax(String, offset: Int)
         case tooDeep(Int)
     }
 
+    /// Checks a document without keeping its values.
     static func check(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) -> Problem? {
-        var p = Parser(bytes: bytes, maxDepth: maxDepth)
-        return p.run()
+        var p = Parser(bytes: bytes, maxDepth: maxDepth, build: false)
+        do {
+            _ = try p.run()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Parses a document into its value.
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(Problem) -> JSONValue {
+        var p = Parser(bytes: bytes, maxDepth: maxDepth, build: true)
+        return try p.run()
     }
 
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
         let maxDepth: Int
+        let build: Bool
         var i = 0
         var depth = 0
 
-        init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+        init(bytes: UnsafeRawBufferPointer, maxDepth: Int, build: Bool) {
             self.bytes = bytes
             self.maxDepth = maxDepth
+            self.build = build
         }
 
-        mutating func run() -> Problem? {
+        mutating func run() throws(Problem) -> JSONValue {
             skipSpace()
-            if let p = value() { return p }
+            let v = try value()
             skipSpace()
-            if i < bytes.count { return fail("unexpected \(describe(i)) after the document") }
-            return nil
+            if i < bytes.count { throw fail("unexpected \(describe(i)) after the document") }
+            return v
         }
 
         func describe(_ at: Int) -> String {
@@ -52,59 +66,66 @@ enum JSONSyntax {
             }
         }
 
-        mutating func value() -> Problem? {
-            guard i < bytes.count else { return fail("unexpected end of input, expected a value") }
+        mutating func value() throws(Problem) -> JSONValue {
+            guard i < bytes.count else { throw fail("unexpected end of input, expected a value") }
             switch bytes[i] {
-            case UInt8(ascii: "{"): return object()
-            case UInt8(ascii: "["): return array()
-            case UInt8(ascii: "\""): return string()
-            case UInt8(ascii: "t"): return literal("true")
-            case UInt8(ascii: "f"): return literal("false")
-            case UInt8(ascii: "n"): return literal("null")
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return number()
-            default: return fail("unexpected \(describe(i)), expected a value")
+            case UInt8(ascii: "{"): return try object()
+            case UInt8(ascii: "["): return try array()
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+            default: throw fail("unexpected \(describe(i)), expected a value")
             }
         }
 
-        mutating func literal(_ word: StaticString) -> Problem? {
+        mutating func literal(_ word: StaticString) throws(Problem) {
             let n = word.utf8CodeUnitCount
-            guard i + n <= bytes.count else { return fail("unexpected end of input in a literal") }
+            guard i + n <= bytes.count else { throw fail("unexpected end of input in a literal") }
             for k in 0..<n where bytes[i + k] != word.utf8Start[k] {
-                return fail("unexpected \(describe(i + k)) in a literal")
+                throw fail("unexpected \(describe(i + k)) in a literal")
             }
             i += n
-            return nil
         }
 
-        mutating func enter() -> Problem? {
+        mutating func enter() throws(Problem) {
             depth += 1
-            return depth > maxDepth ? .tooDeep(depth) : nil
+            if depth > maxDepth { throw .tooDeep(depth) }
         }
 
-        mutating func object() -> Problem? {
-            if let p = enter() { return p }
+        mutating func object() throws(Problem) -> JSONValue {
+            try enter()
+            var members: [String: JSONValue] = [:]
             i += 1
             skipSpace()
             if i < bytes.count && bytes[i] == UInt8(ascii: "}") {
                 i += 1
                 depth -= 1
-                return nil
+                return .object(members)
             }
             while true {
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
-                    return fail("unexpected \(describe(i)), expected a member name in quotes")
+                    throw fail("unexpected \(describe(i)), expected a member name in quotes")
                 }
-                if let p = string() { return p }
+                let name = try string()
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else {
-                    return fail("unexpected \(describe(i)), expected ':'")
+                    throw fail("unexpected \(describe(i)), expected ':'")
                 }
                 i += 1
                 skipSpace()
-                if let p = value() { return p }
+                let v = try value()
+                if build { members[name] = v }
                 skipSpace()
-                guard i < bytes.count else { return fail("unexpected end of input in an object") }
+                guard i < bytes.count else { throw fail("unexpected end of input in an object") }
                 if bytes[i] == UInt8(ascii: ",") {
                     i += 1
                     continue
@@ -112,26 +133,28 @@ enum JSONSyntax {
                 if bytes[i] == UInt8(ascii: "}") {
                     i += 1
                     depth -= 1
-                    return nil
+                    return .object(members)
                 }
-                return fail("unexpected \(describe(i)), expected ',' or '}'")
+                throw fail("unexpected \(describe(i)), expected ',' or '}'")
             }
         }
 
-        mutating func array() -> Problem? {
-            if let p = enter() { return p }
+        mutating func array() throws(Problem) -> JSONValue {
+            try enter()
+            var elements: [JSONValue] = []
             i += 1
             skipSpace()
             if i < bytes.count && bytes[i] == UInt8(ascii: "]") {
                 i += 1
                 depth -= 1
-                return nil
+                return .array(elements)
             }
             while true {
                 skipSpace()
-                if let p = value() { return p }
+                let v = try value()
+                if build { elements.append(v) }
                 skipSpace()
-                guard i < bytes.count else { return fail("unexpected end of input in an array") }
+                guard i < bytes.count else { throw fail("unexpected end of input in an array") }
                 if bytes[i] == UInt8(ascii: ",") {
                     i += 1
                     continue
@@ -139,46 +162,104 @@ enum JSONSyntax {
                 if bytes[i] == UInt8(ascii: "]") {
                     i += 1
                     depth -= 1
-                    return nil
+                    return .array(elements)
                 }
-                return fail("unexpected \(describe(i)), expected ',' or ']'")
+                throw fail("unexpected \(describe(i)), expected ',' or ']'")
             }
         }
 
-        mutating func string() -> Problem? {
+        /// A string: checked, and built when escapes are present (otherwise a straight copy).
+        mutating func string() throws(Problem) -> String {
             i += 1
+            let start = i
+            runStart = i
+            var escaped: [UInt8]?
             while i < bytes.count {
                 let b = bytes[i]
                 switch b {
                 case UInt8(ascii: "\""):
-                    i += 1
-                    return nil
-                case UInt8(ascii: "\\"):
-                    i += 1
-                    guard i < bytes.count else { return fail("unexpected end of input in an escape") }
-                    switch bytes[i] {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-                        UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                        i += 1
-                    case UInt8(ascii: "u"):
-                        guard i + 4 < bytes.count else { return fail("unexpected end of input in a \\u escape") }
-                        for k in 1...4 where !isHex(bytes[i + k]) {
-                            i += k
-                            return fail("invalid \\u escape")
-                        }
-                        i += 5
-                    default:
-                        return fail("invalid escape \\\(describe(i))")
+                    let text: String
+                    if var e = escaped {
+                        e.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i]))
+                        text = build ? String(decoding: e, as: UTF8.self) : ""
+                    } else {
+                        text = build ? String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self) : ""
                     }
+                    i += 1
+                    return text
+                case UInt8(ascii: "\\"):
+                    if escaped == nil { escaped = [] }
+                    escaped!.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i]))
+                    i += 1
+                    guard i < bytes.count else { throw fail("unexpected end of input in an escape") }
+                    let e = bytes[i]
+                    switch e {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"):
+                        escaped!.append(e)
+                        i += 1
+                    case UInt8(ascii: "b"): escaped!.append(0x08); i += 1
+                    case UInt8(ascii: "f"): escaped!.append(0x0c); i += 1
+                    case UInt8(ascii: "n"): escaped!.append(0x0a); i += 1
+                    case UInt8(ascii: "r"): escaped!.append(0x0d); i += 1
+                    case UInt8(ascii: "t"): escaped!.append(0x09); i += 1
+                    case UInt8(ascii: "u"):
+                        var scalar = try hex4()
+                        if (0xd800...0xdbff).contains(scalar) {
+                            // A high surrogate must be followed by an escaped low one.
+                            guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+                                throw fail("invalid \\u escape (a high surrogate without its low half)")
+                            }
+                            i += 1
+                            let low = try hex4()
+                            guard (0xdc00...0xdfff).contains(low) else {
+                                throw fail("invalid \\u escape (a high surrogate without its low half)")
+                            }
+                            scalar = 0x10000 + ((scalar - 0xd800) << 10) + (low - 0xdc00)
+                        } else if (0xdc00...0xdfff).contains(scalar) {
+                            throw fail("invalid \\u escape (a lone low surrogate)")
+                        }
+                        escaped!.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar)!)).utf8))
+                    default:
+                        throw fail("invalid escape \\\(describe(i))")
+                    }
+                    runStart = i
                 case 0x00..<0x20:
-                    return fail("raw control character (byte 0x\(String(b, radix: 16, uppercase: true))) in a string; it must be escaped")
+                    throw fail("raw control character (byte 0x\(String(b, radix: 16, uppercase: true))) in a string; it must be escaped")
                 case 0x80...0xff:
-                    if let p = utf8() { return p }
+                    try utf8()
                 default:
                     i += 1
                 }
             }
-            return fail("unexpected end of input in a string")
+            throw fail("unexpected end of input in a string")
+        }
+
+        /// Where the current run of unescaped bytes in a string began.
+        private var runStartStorage = 0
+        var runStart: Int {
+            get { runStartStorage }
+            set { runStartStorage = newValue }
+        }
+
+        /// Four hex digits after `\u` (i is at the `u`); leaves i after them.
+        mutating func hex4() throws(Problem) -> UInt32 {
+            guard i + 4 < bytes.count else { throw fail("unexpected end of input in a \\u escape") }
+            var v: UInt32 = 0
+            for k in 1...4 {
+                let c = bytes[i + k]
+                let d: UInt32
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
+                default:
+                    i += k
+                    throw fail("invalid \\u escape")
+                }
+                v = v << 4 | d
+            }
+            i += 5
+            return v
         }
 
         func isHex(_ b: UInt8) -> Bool {
@@ -187,7 +268,7 @@ enum JSONSyntax {
         }
 
         /// One multi-byte UTF-8 sequence, well-formed (no overlongs, no surrogates, ≤ U+10FFFF).
-        mutating func utf8() -> Problem? {
+        mutating func utf8() throws(Problem) {
             let b0 = bytes[i]
             let length: Int
             var low: UInt8 = 0x80
@@ -200,39 +281,45 @@ enum JSONSyntax {
             case 0xf0: length = 4; low = 0x90
             case 0xf1...0xf3: length = 4
             case 0xf4: length = 4; high = 0x8f
-            default: return fail("invalid UTF-8 in a string")
+            default: throw fail("invalid UTF-8 in a string")
             }
-            guard i + length <= bytes.count else { return fail("invalid UTF-8 in a string (truncated)") }
+            guard i + length <= bytes.count else { throw fail("invalid UTF-8 in a string (truncated)") }
             let b1 = bytes[i + 1]
-            guard b1 >= low && b1 <= high else { return fail("invalid UTF-8 in a string") }
+            guard b1 >= low && b1 <= high else { throw fail("invalid UTF-8 in a string") }
             for k in 2..<length where bytes[i + k] & 0xc0 != 0x80 {
-                return fail("invalid UTF-8 in a string")
+                throw fail("invalid UTF-8 in a string")
             }
             i += length
-            return nil
         }
 
-        mutating func number() -> Problem? {
+        mutating func number() throws(Problem) -> JSONValue {
+            let start = i
+            var integral = true
             if bytes[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < bytes.count, isDigit(bytes[i]) else { return fail("invalid number") }
+            guard i < bytes.count, isDigit(bytes[i]) else { throw fail("invalid number") }
             if bytes[i] == UInt8(ascii: "0") {
                 i += 1
-                if i < bytes.count && isDigit(bytes[i]) { return fail("invalid number (leading zero)") }
+                if i < bytes.count && isDigit(bytes[i]) { throw fail("invalid number (leading zero)") }
             } else {
                 while i < bytes.count && isDigit(bytes[i]) { i += 1 }
             }
             if i < bytes.count && bytes[i] == UInt8(ascii: ".") {
+                integral = false
                 i += 1
-                guard i < bytes.count, isDigit(bytes[i]) else { return fail("invalid number (no digits after '.')") }
+                guard i < bytes.count, isDigit(bytes[i]) else { throw fail("invalid number (no digits after '.')") }
                 while i < bytes.count && isDigit(bytes[i]) { i += 1 }
             }
             if i < bytes.count && (bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E")) {
+                integral = false
                 i += 1
                 if i < bytes.count && (bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-")) { i += 1 }
-                guard i < bytes.count, isDigit(bytes[i]) else { return fail("invalid number (no exponent digits)") }
+                guard i < bytes.count, isDigit(bytes[i]) else { throw fail("invalid number (no exponent digits)") }
                 while i < bytes.count && isDigit(bytes[i]) { i += 1 }
             }
-            return nil
+            guard build else { return .null }
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+            if integral, let n = Int64(text) { return .int(n) }
+            return .double(Double(text) ?? .nan)
         }
 
         func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
