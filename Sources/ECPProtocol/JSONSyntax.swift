@@ -10,34 +10,21 @@ enum JSONSyntax {
         case tooDeep(Int)
     }
 
-    /// Checks a document without keeping its values.
-    static func check(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) -> Problem? {
-        var p = Parser(bytes: bytes, maxDepth: maxDepth, build: false)
-        do {
-            _ = try p.run()
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     /// Parses a document into its value.
     static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(Problem) -> JSONValue {
-        var p = Parser(bytes: bytes, maxDepth: maxDepth, build: true)
+        var p = Parser(bytes: bytes, maxDepth: maxDepth)
         return try p.run()
     }
 
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
         let maxDepth: Int
-        let build: Bool
         var i = 0
         var depth = 0
 
-        init(bytes: UnsafeRawBufferPointer, maxDepth: Int, build: Bool) {
+        init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
             self.bytes = bytes
             self.maxDepth = maxDepth
-            self.build = build
         }
 
         mutating func run() throws(Problem) -> JSONValue {
@@ -123,7 +110,7 @@ enum JSONSyntax {
                 i += 1
                 skipSpace()
                 let v = try value()
-                if build { members[name] = v }
+                members[name] = v
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end of input in an object") }
                 if bytes[i] == UInt8(ascii: ",") {
@@ -152,7 +139,7 @@ enum JSONSyntax {
             while true {
                 skipSpace()
                 let v = try value()
-                if build { elements.append(v) }
+                elements.append(v)
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end of input in an array") }
                 if bytes[i] == UInt8(ascii: ",") {
@@ -181,9 +168,9 @@ enum JSONSyntax {
                     let text: String
                     if var e = escaped {
                         e.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i]))
-                        text = build ? String(decoding: e, as: UTF8.self) : ""
+                        text = String(decoding: e, as: UTF8.self)
                     } else {
-                        text = build ? String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self) : ""
+                        text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
                     }
                     i += 1
                     return text
@@ -316,7 +303,6 @@ enum JSONSyntax {
                 guard i < bytes.count, isDigit(bytes[i]) else { throw fail("invalid number (no exponent digits)") }
                 while i < bytes.count && isDigit(bytes[i]) { i += 1 }
             }
-            guard build else { return .null }
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
             if integral, let n = Int64(text) { return .int(n) }
             return .double(Double(text) ?? .nan)

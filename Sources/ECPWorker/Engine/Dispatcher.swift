@@ -23,7 +23,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     private let groupLimit: Int
     private var stopped = false
     private var idleThreads = 0
-    private var running = 0
     private var threads: [Thread] = []
     /// The thread running each job, so that a job finishing on a dispatcher thread hands the next
     /// job of its lane to that same thread: no wake-up, no context switch.
@@ -113,13 +112,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         return keys.allSatisfy { lanes[$0] == nil }
     }
 
-    /// Jobs queued or running.
-    var backlog: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return ready.count + handoff.count + running + lanes.values.reduce(0) { $0 + $1.count }
-    }
-
     /// Stops the threads once the queue is empty (they finish what they run).
     func stop() {
         condition.lock()
@@ -169,11 +161,9 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             runningOn[ObjectIdentifier(job)] = me
             let isLimited = limited.contains(ObjectIdentifier(job))
             if isLimited { limitedRunning += 1 }
-            running += 1
             condition.unlock()
             execute(job)
             condition.lock()
-            running -= 1
             runningOn.removeValue(forKey: ObjectIdentifier(job))
             if isLimited {
                 limited.remove(ObjectIdentifier(job))

@@ -157,8 +157,7 @@ public final class Engine: Sendable {
         let box = SessionCallbacks()
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
-            onEvent: { event in box.engine?.handleLifecycle(event) },
-            onConnectionChange: { connected in box.engine?.connectionChanged(connected) })
+            onEvent: { event in box.engine?.handleLifecycle(event) })
         self.operations = Operations(session: session, startedAt: startedAt)
         box.engine = self
         let dispatcher = Dispatcher<Job>(
@@ -493,10 +492,6 @@ public final class Engine: Sendable {
         case "defined": return nil
         default: return nil
         }
-    }
-
-    private func connectionChanged(_ connected: Bool) {
-        // Heartbeats carry the state; nothing else to do here yet.
     }
 
     /// Publishes one heartbeat.

@@ -17,20 +17,17 @@ final class LibvirtSession: @unchecked Sendable {
     private var wanted = true
     private var reconnectThread: Thread?
     private let onEvent: @Sendable (LifecycleEvent) -> Void
-    private let onConnectionChange: @Sendable (Bool) -> Void
     /// Backoff bounds for reconnecting, in seconds.
     var minimumBackoff = 0.25
     var maximumBackoff = 5.0
 
     init(
         uri: String, logger: Logger,
-        onEvent: @escaping @Sendable (LifecycleEvent) -> Void,
-        onConnectionChange: @escaping @Sendable (Bool) -> Void
+        onEvent: @escaping @Sendable (LifecycleEvent) -> Void
     ) {
         self.uri = uri
         self.logger = logger
         self.onEvent = onEvent
-        self.onConnectionChange = onConnectionChange
     }
 
     /// Opens the connection once; on failure the worker runs on and keeps trying in the background.
@@ -89,7 +86,6 @@ final class LibvirtSession: @unchecked Sendable {
         var metadata: Logger.Metadata = ["libvirt.uri": "\(uri)", "libvirt.close_reason": "\(reason)"]
         if let error { metadata.merge(error.logMetadata) { _, new in new } }
         logger.error("libvirt connection lost; reconnecting", metadata: metadata)
-        onConnectionChange(false)
         connection.close()
     }
 
@@ -131,7 +127,6 @@ final class LibvirtSession: @unchecked Sendable {
         current = connection
         lastError = nil
         condition.unlock()
-        onConnectionChange(true)
         return nil
     }
 

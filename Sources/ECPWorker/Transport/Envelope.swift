@@ -87,14 +87,6 @@ public enum Timestamp {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A point in time (seconds since the epoch) as a string.
-    public static func string(secondsSince1970 t: Double) -> String {
-        var out = [UInt8]()
-        let s = Int(t.rounded(.down))
-        append(seconds: s, millis: Int((t - Double(s)) * 1000), to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
     static func append(seconds: Int, millis: Int, to out: inout [UInt8]) {
         var t = time_t(seconds)
         var tm = tm()
