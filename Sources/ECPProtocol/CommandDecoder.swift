@@ -218,25 +218,9 @@ public struct CommandDecoder: Sendable {
     /// A string as a JSON literal, so control characters never reach a log or a dialog raw.
     public static func quote(_ s: String, limit: Int = 80) -> String {
         let clipped = s.count > limit ? String(s.prefix(limit)) + "…" : s
-        var out = "\""
-        for scalar in clipped.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
-                    || scalar.value == 0x2028 || scalar.value == 0x2029
-                {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONQuoting.append(clipped, to: &out)
+        return out
     }
 
 }

@@ -1,3 +1,4 @@
+import ECPProtocol
 import Foundation
 import Logging
 #if canImport(Glibc)
@@ -129,25 +130,7 @@ extension TextLogHandler {
 /// Small JSON text writer for log lines.
 enum JSONText {
     static func appendString(_ s: String, to out: inout String) {
-        out.unicodeScalars.append("\"")
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
-                    || scalar.value == 0x2028 || scalar.value == 0x2029
-                {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out.unicodeScalars.append("\"")
+        JSONQuoting.append(s, to: &out)
     }
 
     static func appendValue(_ value: Logger.MetadataValue, to out: inout String) {
