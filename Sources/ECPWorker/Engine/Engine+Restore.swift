@@ -224,7 +224,7 @@ extension Engine {
             staggerWait(run)
             do {
                 if action == .started {
-                    try Operations.create(domain, paused: paused)
+                    try Operations.create(domain, paused: paused, current: found)
                 } else {
                     try domain.resume()
                 }

@@ -138,7 +138,7 @@ struct Operations: Sendable {
             if before.isActive {
                 o.changed = false
             } else {
-                try Self.create(d, paused: command.args.paused ?? false)
+                try Self.create(d, paused: command.args.paused ?? false, current: before)
                 o.changed = true
             }
         case .destroy:
@@ -200,9 +200,9 @@ struct Operations: Sendable {
     /// flags); it has no guest that could run meanwhile, so there the worker starts, then pauses.
     ///
     /// A crashed machine kept by libvirt for inspection (`on_crash` preserve) is still active and
-    /// cannot boot; its dead instance is destroyed first.
-    static func create(_ d: Domain, paused: Bool) throws(LibvirtError) {
-        if try d.state().state == .crashed, try d.isActive() {
+    /// cannot boot; its dead instance is destroyed first. `current` is the state the caller read.
+    static func create(_ d: Domain, paused: Bool, current: DomainState) throws(LibvirtError) {
+        if current == .crashed, try d.isActive() {
             try d.destroy()
         }
         do {
