@@ -23,7 +23,7 @@ struct LatencyCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard count >= 1, count <= 100_000_000 else { throw ValidationError("--count must be between 1 and 100000000") }
+        try LoadBounds.check(count: count, window: 1)
     }
 
     func run() throws {

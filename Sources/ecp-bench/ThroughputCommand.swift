@@ -41,8 +41,7 @@ struct ThroughputCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard count >= 1, count <= 100_000_000 else { throw ValidationError("--count must be between 1 and 100000000") }
-        guard window >= 1, window <= 10_000 else { throw ValidationError("--window must be between 1 and 10000 (the worker's queue)") }
+        try LoadBounds.check(count: count, window: window)
     }
 
     func run() throws {

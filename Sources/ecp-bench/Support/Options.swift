@@ -111,3 +111,11 @@ func guarded(_ body: () throws -> Int32) throws {
     Cleanup.all()
     if status != 0 { throw ExitCode(status) }
 }
+
+/// The bounds of a load run's size, shared by the subcommands that send load.
+enum LoadBounds {
+    static func check(count: Int, window: Int) throws {
+        guard count >= 1, count <= 100_000_000 else { throw ValidationError("--count must be between 1 and 100000000") }
+        guard window >= 1, window <= 10_000 else { throw ValidationError("--window must be between 1 and 10000 (the worker's queue)") }
+    }
+}
