@@ -57,7 +57,13 @@ public struct JSONWriter {
 
     public mutating func bool(_ b: Bool) {
         separate()
-        bytes.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
+        if b {
+            bytes.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
+        } else {
+            bytes.append(contentsOf: [
+                UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e"),
+            ])
+        }
         needsComma = true
     }
 
@@ -69,21 +75,65 @@ public struct JSONWriter {
 
     public mutating func int(_ i: Int64) {
         separate()
-        bytes.append(contentsOf: String(i).utf8)
+        appendDecimal(i)
         needsComma = true
+    }
+
+    private mutating func appendDecimal(_ i: Int64) {
+        Self.appendDecimal(i, to: &bytes)
+    }
+
+    /// An integer's decimal digits, written without an intermediate string.
+    public static func appendDecimal(_ i: Int64, to bytes: inout [UInt8]) {
+        if i < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = i.magnitude
+        if magnitude < 10 {
+            bytes.append(UInt8(ascii: "0") + UInt8(magnitude))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var n = 20
+            while magnitude > 0 {
+                n -= 1
+                digits[n] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[n...]))
+        }
     }
 
     public mutating func double(_ d: Double) {
         separate()
         if d.isFinite {
+            let thousandths = (d * 1000).rounded()
             if d == d.rounded(.towardZero) && abs(d) < 1e15 {
-                bytes.append(contentsOf: String(Int64(d)).utf8)
+                appendDecimal(Int64(d))
+            } else if abs(thousandths) < 1e15 && thousandths / 1000 == d {
+                // Durations in milliseconds, rounded to microseconds: `12.345`, written directly.
+                let t = Int64(thousandths)
+                if t < 0 { bytes.append(UInt8(ascii: "-")) }
+                appendDecimal(Int64(t.magnitude / 1000))
+                var fraction = Int(t.magnitude % 1000)
+                bytes.append(UInt8(ascii: "."))
+                var divisor = 100
+                while fraction > 0 {
+                    bytes.append(UInt8(ascii: "0") + UInt8(fraction / divisor))
+                    fraction %= divisor
+                    divisor /= 10
+                }
             } else {
                 bytes.append(contentsOf: d.description.utf8)
             }
         } else {
             bytes.append(contentsOf: Array("null".utf8))
         }
+        needsComma = true
+    }
+
+    /// Bytes that are already a complete JSON value.
+    public mutating func raw(_ json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
         needsComma = true
     }
 
@@ -115,6 +165,10 @@ public struct JSONWriter {
         }
     }
 
+    private static func hex(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
     private mutating func separate() {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
@@ -133,10 +187,9 @@ public struct JSONWriter {
                 case 0x0d: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
                 case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
                 default:
-                    let hex = Array("0123456789abcdef".utf8)
-                    bytes.append(contentsOf: [
+                            bytes.append(contentsOf: [
                         UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                        hex[Int(b >> 4)], hex[Int(b & 0x0f)],
+                        Self.hex(b >> 4), Self.hex(b & 0x0f),
                     ])
                 }
                 start = i + 1
@@ -173,7 +226,11 @@ extension ResultMessage {
         w.key("ok"); w.bool(ok)
         if let changed { w.key("changed"); w.bool(changed) }
         if let state { w.key("state"); w.string(state) }
-        if let data { w.key("data"); w.value(data) }
+        if let encodedData {
+            w.key("data"); w.raw(encodedData)
+        } else if let data {
+            w.key("data"); w.value(data)
+        }
         if let error {
             w.key("error")
             let encoder = JSONEncoder()

@@ -1,4 +1,5 @@
 import CLibvirt
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,9 +19,19 @@ public final class Domain: @unchecked Sendable {
     /// The domain's name, read once when the handle was made (`virDomainGetName`).
     public let name: String
 
-    /// The domain's UUID in lower-case string form, read once when the handle was made
-    /// (`virDomainGetUUIDString`).
-    public let uuid: String
+    /// The domain's UUID in lower-case string form (`virDomainGetUUID`), read the first time it
+    /// is asked for: a read such as `status` never needs it, and each libvirt call on a domain
+    /// costs a formatted UUID in libvirt's own debug logging.
+    public var uuid: String {
+        cachedUUID.withLock { cached in
+            if let cached { return cached }
+            let value = Domain.uuidString(of: pointer) ?? ""
+            cached = value
+            return value
+        }
+    }
+
+    private let cachedUUID = Mutex<String?>(nil)
 
     /// The libvirt handle, owned by this object.
     let pointer: virDomainPtr
@@ -29,7 +40,6 @@ public final class Domain: @unchecked Sendable {
     init(taking pointer: virDomainPtr) {
         self.pointer = pointer
         self.name = virDomainGetName(pointer).map { String(cString: $0) } ?? ""
-        self.uuid = Domain.uuidString(of: pointer) ?? ""
     }
 
     deinit {

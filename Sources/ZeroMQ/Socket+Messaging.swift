@@ -51,6 +51,22 @@ extension Socket {
         return try Self.sendFrame(frame, on: handle, more: more, dontWait: dontWait)
     }
 
+    /// Sends one frame from memory the caller keeps (`zmq_send` copies it): for a sender that
+    /// writes each message into one reusable buffer. `more` and the result are as in
+    /// ``send(_:more:dontWait:)``.
+    @discardableResult
+    public func send(bytes: UnsafeRawBufferPointer, more: Bool = false, dontWait: Bool = false) throws -> Bool {
+        let handle = try handle(for: "zmq_send")
+        let flags = (more ? ZMQ_SNDMORE : 0) | (dontWait ? ZMQ_DONTWAIT : 0)
+        while zmq_send(handle, bytes.baseAddress, bytes.count, flags) < 0 {
+            let code = czmq_errno()
+            if code == EINTR { continue }
+            if code == EAGAIN { return false }
+            throw ZMQError(operation: "zmq_send", errno: code)
+        }
+        return true
+    }
+
     /// Receives a whole multipart message with `zmq_msg_recv`, frame after frame while
     /// `ZMQ_RCVMORE` says more follow. There is no fixed buffer: frames of any size, including
     /// 0 bytes, arrive whole.

@@ -153,7 +153,7 @@ public final class Engine: Sendable {
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
         self.restoreSettings = configuration.restore
-        self.inlineReads = configuration.libvirtURI.hasPrefix("test:")
+        self.inlineReads = configuration.libvirtURI.hasPrefix("test:") && getenv("ECP_NO_INLINE") == nil
         let box = SessionCallbacks()
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
@@ -355,7 +355,11 @@ public final class Engine: Sendable {
         case .none:
             result.changed = outcome.changed
             result.state = outcome.state?.name
-            result.data = outcome.data ?? .object([:])
+            if let encoded = outcome.encodedData {
+                result.encodedData = encoded
+            } else {
+                result.data = outcome.data ?? .object([:])
+            }
         case .libvirt(let error, let action):
             let record = E2LibvirtErrorRecord(
                 error, id: command.id, op: command.op.rawValue, machine: command.machine, action: action)

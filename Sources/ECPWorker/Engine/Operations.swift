@@ -7,6 +7,8 @@ struct OpOutcome: Sendable {
     var changed: Bool = false
     var state: DomainState?
     var data: JSONValue?
+    /// `data` already written as JSON (status).
+    var encodedData: [UInt8]?
     /// The machine's identity, when the op resolved one (for the state table and the result).
     var machineName: String?
     var machineUUID: String?
@@ -103,7 +105,8 @@ struct Operations: Sendable {
             let domain = try conn.lookup(nameOrUUID: machine)
             var o = try perform(command, on: domain)
             o.machineName = domain.name
-            o.machineUUID = domain.uuid
+            // Only a change goes into the state table, which is keyed by UUID.
+            if command.op.changesState { o.machineUUID = domain.uuid }
             return o
         } catch let error as LibvirtError {
             session.noteFailure(error, on: conn)
@@ -123,13 +126,21 @@ struct Operations: Sendable {
             // Four libvirt calls: what the protocol's status reports.
             let (state, reason) = try d.state()
             let info = try d.info()
+            let persistent = try d.isPersistent()
+            let autostart = try d.autostart()
             o.state = state
-            o.data = [
-                "state": .string(state.name), "reason": .int(Int64(reason)),
-                "vcpus": .int(Int64(info.vcpus)), "memory_kib": .int(Int64(info.memoryKiB)),
-                "max_memory_kib": .int(Int64(info.maxMemoryKiB)), "cpu_time_ns": .int(Int64(info.cpuTimeNs)),
-                "persistent": .bool(try d.isPersistent()), "autostart": .bool(try d.autostart()),
-            ]
+            var w = JSONWriter(capacity: 192)
+            w.beginObject()
+            w.key("state"); w.string(state.name)
+            w.key("reason"); w.int(Int64(reason))
+            w.key("vcpus"); w.int(Int64(info.vcpus))
+            w.key("memory_kib"); w.int(Int64(clamping: info.memoryKiB))
+            w.key("max_memory_kib"); w.int(Int64(clamping: info.maxMemoryKiB))
+            w.key("cpu_time_ns"); w.int(Int64(clamping: info.cpuTimeNs))
+            w.key("persistent"); w.bool(persistent)
+            w.key("autostart"); w.bool(autostart)
+            w.endObject()
+            o.encodedData = w.bytes
             return o
         }
         let before = try d.state().state

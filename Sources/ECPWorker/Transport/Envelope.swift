@@ -1,3 +1,4 @@
+import ECPProtocol
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -43,22 +44,31 @@ public struct EnvelopeStamper: Sendable {
     public private(set) var seq: UInt64 = 0
     /// This run's id.
     public let run: String
+    private var clock = Timestamp.Cache()
 
     public init(worker: String, run: String) {
         self.run = run
-        let escaped = String(decoding: try! JSONEncoder().encode(worker), as: UTF8.self)
-        prefix = Array("{\"v\":1,\"worker\":\(escaped),\"run\":\"\(run)\",\"seq\":".utf8)
+        var w = JSONWriter(capacity: 64)
+        w.string(worker)
+        prefix = Array("{\"v\":1,\"worker\":".utf8) + w.bytes + Array(",\"run\":\"\(run)\",\"seq\":".utf8)
     }
 
     /// The complete message: the envelope's fields first, then the body's.
     public mutating func stamp(_ body: Data) -> Data {
-        seq += 1
         var out = [UInt8]()
+        stamp(body, into: &out)
+        return Data(out)
+    }
+
+    /// Writes the complete message into `out`, replacing what it held (its storage is reused).
+    public mutating func stamp(_ body: Data, into out: inout [UInt8]) {
+        seq += 1
+        out.removeAll(keepingCapacity: true)
         out.reserveCapacity(prefix.count + body.count + 48)
         out.append(contentsOf: prefix)
-        out.append(contentsOf: String(seq).utf8)
-        out.append(contentsOf: ",\"ts\":\"".utf8)
-        Timestamp.appendNow(to: &out)
+        JSONWriter.appendDecimal(Int64(seq), to: &out)
+        out.append(contentsOf: [UInt8(ascii: ","), UInt8(ascii: "\""), UInt8(ascii: "t"), UInt8(ascii: "s"), UInt8(ascii: "\""), UInt8(ascii: ":"), UInt8(ascii: "\"")])
+        clock.appendNow(to: &out)
         out.append(UInt8(ascii: "\""))
         // body is `{...}`: drop its opening brace, keep the rest (`}` alone for an empty object).
         if body.count > 2 {
@@ -67,7 +77,6 @@ public struct EnvelopeStamper: Sendable {
         } else {
             out.append(UInt8(ascii: "}"))
         }
-        return Data(out)
     }
 }
 
@@ -75,9 +84,8 @@ public struct EnvelopeStamper: Sendable {
 public enum Timestamp {
     /// Appends the current time as `2026-11-25T20:31:07.123Z`.
     public static func appendNow(to out: inout [UInt8]) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        append(seconds: Int(ts.tv_sec), millis: Int(ts.tv_nsec / 1_000_000), to: &out)
+        var cache = Cache()
+        cache.appendNow(to: &out)
     }
 
     /// The current time as a string.
@@ -87,12 +95,47 @@ public enum Timestamp {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Remembers the calendar part of the last second written, so a busy sender converts the
+    /// clock to a date once a second rather than once a message.
+    struct Cache: Sendable {
+        private var second = Int.min
+        private var text: [UInt8] = []
+
+        mutating func appendNow(to out: inout [UInt8]) {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let s = Int(ts.tv_sec)
+            if s != second {
+                second = s
+                text.removeAll(keepingCapacity: true)
+                Timestamp.appendSecond(s, to: &text)
+            }
+            out.append(contentsOf: text)
+            let millis = Int(ts.tv_nsec / 1_000_000)
+            let zero = UInt8(ascii: "0")
+            out.append(zero + UInt8(millis / 100))
+            out.append(zero + UInt8(millis / 10 % 10))
+            out.append(zero + UInt8(millis % 10))
+            out.append(UInt8(ascii: "Z"))
+        }
+    }
+
     static func append(seconds: Int, millis: Int, to out: inout [UInt8]) {
+        appendSecond(seconds, to: &out)
+        let zero = UInt8(ascii: "0")
+        out.append(zero + UInt8(millis / 100))
+        out.append(zero + UInt8(millis / 10 % 10))
+        out.append(zero + UInt8(millis % 10))
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// `2026-11-25T20:31:07.`: everything before the milliseconds.
+    static func appendSecond(_ seconds: Int, to out: inout [UInt8]) {
         var t = time_t(seconds)
         var tm = tm()
         gmtime_r(&t, &tm)
         let zero = UInt8(ascii: "0")
-        @inline(__always) func two(_ v: Int32) {
+        func two(_ v: Int32) {
             out.append(zero + UInt8(v / 10))
             out.append(zero + UInt8(v % 10))
         }
@@ -103,8 +146,6 @@ public enum Timestamp {
         two(tm.tm_hour); out.append(UInt8(ascii: ":"))
         two(tm.tm_min); out.append(UInt8(ascii: ":"))
         two(tm.tm_sec); out.append(UInt8(ascii: "."))
-        out.append(zero + UInt8(millis / 100))
-        two(Int32(millis % 100)); out.append(UInt8(ascii: "Z"))
     }
 }
 

@@ -43,6 +43,10 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private let wake: WakeSignal
     private let lock = NSLock()
     private var outbox: [Outgoing] = []
+    /// The I/O thread's batch being sent, swapped with `outbox` so neither reallocates.
+    private var sending: [Outgoing] = []
+    /// The I/O thread's buffer for the message being sent.
+    private var scratch: [UInt8] = []
     private var stopping = false
     private var intakeOpen = true
     private var stamper: EnvelopeStamper
@@ -286,22 +290,21 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private func flush(_ sockets: Sockets) {
         while true {
             lock.lock()
-            let batch = outbox
-            outbox.removeAll(keepingCapacity: true)
+            swap(&outbox, &sending)
             lock.unlock()
-            if batch.isEmpty { return }
-            for message in batch {
-                let bytes = stamper.stamp(message.body)
+            if sending.isEmpty { return }
+            for message in sending {
+                stamper.stamp(message.body, into: &scratch)
                 if let pub = sockets.events {
                     do {
-                        try pub.send([Data(message.topic.utf8), bytes], dontWait: true)
+                        try publish(message.topic, on: pub)
                     } catch {
                         logger.error("event publish failed", metadata: ["zmq.error": "\(error)", "event.topic": "\(message.topic)"])
                     }
                 }
                 if let route = message.reply, let control = sockets.control {
                     do {
-                        try control.send(route.frames + [bytes], dontWait: true)
+                        try control.send(route.frames + [Data(scratch)], dontWait: true)
                     } catch {
                         logger.warning(
                             "control reply could not be delivered; the client is gone",
@@ -309,6 +312,18 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                     }
                 }
             }
+            sending.removeAll(keepingCapacity: true)
         }
+    }
+
+    /// Sends `[topic][scratch]` on the events socket, straight from the reusable buffer.
+    private func publish(_ topic: String, on pub: Socket) throws {
+        var topic = topic
+        let queued = try topic.withUTF8 { t in
+            try pub.send(bytes: UnsafeRawBufferPointer(t), more: true, dontWait: true)
+        }
+        // EAGAIN on the first frame (no subscriber yet, or the high-water mark): dropped, as PUB does.
+        guard queued else { return }
+        try scratch.withUnsafeBytes { _ = try pub.send(bytes: $0) }
     }
 }
