@@ -153,7 +153,7 @@ public final class Engine: Sendable {
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
         self.restoreSettings = configuration.restore
-        self.inlineReads = configuration.libvirtURI.hasPrefix("test:") && getenv("ECP_NO_INLINE") == nil
+        self.inlineReads = configuration.libvirtURI.hasPrefix("test:")
         let box = SessionCallbacks()
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
