@@ -89,7 +89,8 @@ enum JSONSyntax {
 
         mutating func object() throws(Problem) -> JSONValue {
             try enter()
-            var members: [String: JSONValue] = [:]
+            // Commands have a handful of members: one allocation, no rehashing as they are added.
+            var members: [String: JSONValue] = Dictionary(minimumCapacity: 8)
             i += 1
             skipSpace()
             if i < bytes.count && bytes[i] == UInt8(ascii: "}") {

@@ -63,19 +63,13 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         enqueue(job, keys: keys)
     }
 
-    private func enqueue(_ job: Job, keys: [String], handOffTo thread: pthread_t? = nil) {
+    private func enqueue(_ job: Job, keys: [String]) {
         if let busy = keys.first(where: { lanes[$0] != nil }) {
             lanes[busy]!.append(job)
             return
         }
         for key in keys { lanes[key] = [] }
-        holders.insert(ObjectIdentifier(job))
-        if let thread, handoff[thread] == nil, !limited.contains(ObjectIdentifier(job)) {
-            handoff[thread] = job
-            return
-        }
-        ready.append(job)
-        condition.signal()
+        start(job, handOffTo: nil)
     }
 
     /// Frees the job's lanes, so the next job waiting in them can run. A job still waiting in a
@@ -93,16 +87,37 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             condition.broadcast()
             return
         }
-        var waiting: [Job] = []
-        for key in keys {
-            if let queue = lanes.removeValue(forKey: key) { waiting.append(contentsOf: queue) }
-        }
         let me = pthread_self()
         let inline = runningOn[id].map { pthread_equal($0, me) != 0 } ?? false
-        // Waiting jobs go back in their original order; each re-takes its lanes or waits again.
-        for next in waiting {
-            enqueue(next, keys: lanesOf[ObjectIdentifier(next)] ?? [], handOffTo: inline ? me : nil)
+        for key in keys {
+            guard var queue = lanes.removeValue(forKey: key) else { continue }
+            // The lane is free: the first job waiting in it that can take all its lanes gets it,
+            // and the rest keep waiting behind that job. Only the head is looked at, so a release
+            // costs the same however many jobs wait.
+            while let next = queue.popFirst() {
+                let nextKeys = lanesOf[ObjectIdentifier(next)] ?? []
+                if let busy = nextKeys.first(where: { lanes[$0] != nil }) {
+                    // A multi-lane job whose other lane is still held waits there instead.
+                    lanes[busy]!.append(next)
+                    continue
+                }
+                for k in nextKeys { lanes[k] = [] }
+                lanes[key] = queue
+                start(next, handOffTo: inline ? me : nil)
+                break
+            }
         }
+    }
+
+    /// A job that holds its lanes goes to the thread that asked for it, or to the ready queue.
+    private func start(_ job: Job, handOffTo thread: pthread_t?) {
+        holders.insert(ObjectIdentifier(job))
+        if let thread, handoff[thread] == nil, !limited.contains(ObjectIdentifier(job)) {
+            handoff[thread] = job
+            return
+        }
+        ready.append(job)
+        condition.signal()
     }
 
     /// Whether no job holds or waits for any of these lanes.

@@ -39,21 +39,23 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
         self.hardLimit = max(hardLimit ?? 2 * capacity, capacity)
     }
 
-    /// Looks an id up and, when new, records it as running.
+    /// Looks an id up and, when new, records it as running. (Each dictionary operation here and
+    /// below hashes the id once: the common case, a new id, costs one hash.)
     func begin(_ id: String, waiter: Waiter) -> Lookup {
         lock.lock()
         defer { lock.unlock() }
-        switch entries[id] {
-        case .none:
-            entries[id] = .running([])
+        guard let previous = entries.updateValue(.running([]), forKey: id) else {
             order.append((id, monotonicNanos()))
             evict()
             return .new
+        }
+        switch previous {
         case .running(var waiters):
             waiters.append(waiter)
             entries[id] = .running(waiters)
             return .running
         case .done(let result):
+            entries[id] = previous
             return .done(result)
         }
     }
@@ -62,9 +64,18 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     func complete(_ id: String, result: Data) -> [Waiter] {
         lock.lock()
         defer { lock.unlock() }
-        guard case .running(let waiters) = entries[id] else { return [] }
-        entries[id] = .done(result)
-        return waiters
+        switch entries.updateValue(.done(result), forKey: id) {
+        case .running(let waiters):
+            return waiters
+        case .done(let first):
+            // Completed twice: the first result stays.
+            entries[id] = .done(first)
+            return []
+        case .none:
+            // Forgotten meanwhile: it stays forgotten.
+            entries.removeValue(forKey: id)
+            return []
+        }
     }
 
     /// Forgets an id (a command that was never run, e.g. refused at shutdown).
@@ -89,9 +100,8 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
             if order.count <= hardLimit && now &- oldest.at < window { break }
             order.removeFirst()
             // Only finished entries go; a running one is kept until it completes.
-            if case .done = entries[oldest.id] {
-                entries.removeValue(forKey: oldest.id)
-            } else {
+            if case .running(let waiters) = entries.removeValue(forKey: oldest.id) {
+                entries[oldest.id] = .running(waiters)
                 order.append((oldest.id, now))
             }
         }

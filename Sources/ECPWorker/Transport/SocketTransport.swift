@@ -43,6 +43,8 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private let wake: WakeSignal
     private let lock = NSLock()
     private var outbox: [Outgoing] = []
+    /// Messages the I/O thread queued itself; only it touches them.
+    private var local: [Outgoing] = []
     /// The I/O thread's batch being sent, swapped with `outbox` so neither reallocates.
     private var sending: [Outgoing] = []
     /// The I/O thread's buffer for the message being sent.
@@ -169,6 +171,13 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     // MARK: sending (any thread)
 
     public func send(_ message: Outgoing) {
+        if isIOThread {
+            // The I/O thread's own messages (acks, inline results) need no lock: it sends them at
+            // its next flush, ahead of what other threads queued, so an ack still precedes the
+            // result of its command.
+            local.append(message)
+            return
+        }
         lock.lock()
         let wasEmpty = outbox.isEmpty
         outbox.append(message)
@@ -289,9 +298,13 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
 
     private func flush(_ sockets: Sockets) {
         while true {
-            lock.lock()
-            swap(&outbox, &sending)
-            lock.unlock()
+            if !local.isEmpty {
+                swap(&local, &sending)
+            } else {
+                lock.lock()
+                swap(&outbox, &sending)
+                lock.unlock()
+            }
             if sending.isEmpty { return }
             for message in sending {
                 stamper.stamp(message.body, into: &scratch)
