@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Limits the decoder enforces on a command before and while reading it.
 public struct CommandLimits: Sendable, Equatable {

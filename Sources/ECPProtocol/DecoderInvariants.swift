@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What must hold for every input of the command decoder, whatever the bytes: checked by the
 /// libFuzzer target (Tests/Fuzz/CommandFuzzer.swift) and by the normal tests' replay of its corpus.
@@ -65,7 +65,7 @@ public enum DecoderInvariants {
     static func errorProblem(_ e: RequestError, data: Data, limits: CommandLimits) -> String? {
         if e.detail.isEmpty { return "detail: empty | \(e.reason.rawValue)" }
         if let bad = e.detail.unicodeScalars.first(where: { Character($0).isNewline || $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }) {
-            return "detail: not one line: raw U+\(String(format: "%04X", bad.value)) in the \(e.reason.rawValue) detail of field \(e.field ?? "-") | \(escaped(e.detail))"
+            return "detail: not one line: raw U+\(paddedHex(bad.value, uppercase: true)) in the \(e.reason.rawValue) detail of field \(e.field ?? "-") | \(escaped(e.detail))"
         }
         if [.busy, .unauthorized, .badFrames].contains(e.reason) { return "reason: not a decoder reason | \(e.reason.rawValue)" }
         if let id = e.id, !isValidID(id) { return "id: a refusal carries an invalid id | \(escaped(id))" }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Strict quoting of text as a JSON string for places a person reads: besides what JSON requires,
 /// DEL, the C1 controls and the Unicode line and paragraph separators are escaped too, so text
 /// from outside can neither break a line nor drive a terminal.
@@ -18,7 +16,7 @@ public enum JSONQuoting {
                 if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
                     || scalar.value == 0x2028 || scalar.value == 0x2029
                 {
-                    out += String(format: "\\u%04x", scalar.value)
+                    out += "\\u" + paddedHex(scalar.value)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
@@ -26,4 +24,10 @@ public enum JSONQuoting {
         }
         out.unicodeScalars.append("\"")
     }
+}
+
+/// `value` in hexadecimal, zero-padded to at least `width` digits (as `%04x` or `%04X` would give).
+func paddedHex(_ value: UInt32, width: Int = 4, uppercase: Bool = false) -> String {
+    let digits = String(value, radix: 16, uppercase: uppercase)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
 }

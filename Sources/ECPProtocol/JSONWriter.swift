@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Writes JSON text straight into a byte buffer, for the messages every command produces (its
 /// ack and its result): measured, Foundation's generic encoder costs several times the rest of

@@ -1,4 +1,3 @@
-import Foundation
 
 /// The fields every message carries: added by the publisher around a message's own fields.
 public struct Envelope: Codable, Sendable, Equatable {

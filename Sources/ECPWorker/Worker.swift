@@ -1,5 +1,6 @@
+import Dispatch
 import ECPProtocol
-import Foundation
+import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import ZeroMQ
@@ -42,7 +43,7 @@ public struct WorkerConfiguration: Sendable {
     /// Why the configuration cannot work, or nil.
     public func validate() -> String? {
         if let problem = CommandDecoder.idProblem(workerID) {
-            return "--worker-id: " + problem.replacingOccurrences(of: "id must", with: "the worker id must")
+            return "--worker-id: " + problem.replacing("id must", with: "the worker id must")
         }
         if workerID == "all" { return "--worker-id: 'all' is reserved (cmd.all addresses every worker)" }
         if libvirtURI.isEmpty { return "--libvirt-uri: must not be empty" }
@@ -183,7 +184,7 @@ public final class Worker: Service, Sendable {
         // Terminating the context is what waits for the events socket's queued messages
         // (`worker.stopping` among them) to go out, within the sockets' linger.
         let terminated = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
+        WorkerThread.start {
             context.terminate()
             terminated.signal()
         }
@@ -198,16 +199,16 @@ extension Worker {
     /// Creates the state file's directory (mode 0700) when it does not exist yet.
     static func prepareStateDirectory(for path: String) throws {
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
-            if !isDirectory.boolValue { throw WorkerStartupError(message: "--state-file: \(dir) is not a directory") }
+            if !isDirectory { throw WorkerStartupError(message: "--state-file: \(dir) is not a directory") }
             return
         }
         do {
             try FileManager.default.createDirectory(
                 atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw WorkerStartupError(message: "--state-file: cannot create directory \(dir): \(error.localizedDescription)")
+            throw WorkerStartupError(message: "--state-file: cannot create directory \(dir): \(error.systemDescription)")
         }
     }
 }

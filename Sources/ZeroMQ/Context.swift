@@ -1,5 +1,5 @@
 import CZeroMQ
-import Foundation
+import Synchronization
 
 /// A libzmq context: the I/O threads and the `inproc://` namespace that sockets share.
 ///
@@ -18,16 +18,15 @@ public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     private let terminated = TerminationFlag()
 
-    private final class TerminationFlag: @unchecked Sendable {
-        private let lock = NSLock()
-        private var done = false
+    private final class TerminationFlag: Sendable {
+        private let done = Mutex(false)
         /// True for the first caller only.
         func claim() -> Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            if done { return false }
-            done = true
-            return true
+            done.withLock { done in
+                if done { return false }
+                done = true
+                return true
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import CZeroMQ
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A CURVE key file: UTF-8 text, blank lines and `#` comments ignored, other lines
 /// `name = value` with the names `public-key` and `secret-key` (each at most once), each value a
@@ -44,14 +45,14 @@ public struct CurveKeyFile: Sendable, Equatable {
         var publicKey: String?
         var secretKey: String?
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = trimmed(rawLine, where: isBlankOrLineEnd)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let at = "\(origin), line \(index + 1)"
             guard let equals = line.firstIndex(of: "=") else {
                 throw Error("\(at): expected `public-key = ...` or `secret-key = ...`")
             }
-            let name = line[..<equals].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let name = trimmed(line[..<equals], where: isBlank)
+            let value = trimmed(line[line.index(after: equals)...], where: isBlank)
             switch name {
             case "public-key", "secret-key": break
             default: throw Error("\(at): unknown name \(name.debugDescription); a key file has public-key and secret-key")
@@ -77,6 +78,27 @@ public struct CurveKeyFile: Sendable, Equatable {
         }
         guard let publicKey else { throw Error("\(origin): no public-key or secret-key line") }
         return CurveKeyFile(publicKey: publicKey, secretKey: secretKey)
+    }
+
+    /// Whether a Unicode scalar counts as a blank around a name or a value: a tab, a space
+    /// separator (general category Zs) or a zero-width space.
+    private static func isBlank(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == "\t" || scalar == "\u{200B}" || scalar.properties.generalCategory == .spaceSeparator
+    }
+
+    /// Whether a Unicode scalar counts as a blank around a line: a blank, or any other Unicode
+    /// white space (the line ends among them).
+    private static func isBlankOrLineEnd(_ scalar: Unicode.Scalar) -> Bool {
+        isBlank(scalar) || scalar.properties.isWhitespace
+    }
+
+    /// The text without the leading and trailing Unicode scalars that `isTrimmed` accepts.
+    private static func trimmed(_ text: Substring, where isTrimmed: (Unicode.Scalar) -> Bool) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isTrimmed($0) }),
+            let last = scalars.lastIndex(where: { !isTrimmed($0) })
+        else { return "" }
+        return String(scalars[first...last])
     }
 
     /// Reads a key file. With `requirePrivate`, a file that others than its owner can read (or
@@ -118,7 +140,7 @@ public enum Z85 {
         let ok = data.withUnsafeBytes { buf in
             zmq_z85_encode(&out, buf.bindMemory(to: UInt8.self).baseAddress, buf.count) != nil
         }
-        return ok ? String(cString: out) : nil
+        return ok ? out.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : nil
     }
 
     /// Decodes Z85 text whose length is a multiple of 5.

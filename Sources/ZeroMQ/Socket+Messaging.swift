@@ -1,5 +1,5 @@
 import CZeroMQ
-import Foundation
+import FoundationEssentials
 
 extension Socket {
     /// Sends a whole multipart message: `ZMQ_SNDMORE` on every frame but the last.

@@ -1,5 +1,4 @@
 import CZeroMQ
-import Foundation
 
 /// A libzmq socket.
 ///

@@ -1,5 +1,5 @@
 import CZeroMQ
-import Foundation
+import Glibc
 
 /// A wake-up signal that any thread can raise and that ``poll(_:timeoutMs:)`` can wait on,
 /// through ``PollItem/fileDescriptor(_:readable:)`` (a Linux `eventfd`).

@@ -1,5 +1,5 @@
 import CZeroMQ
-import Foundation
+import Glibc
 
 /// An error reported by libzmq (or by a system call this module makes on its behalf).
 ///

@@ -1,7 +1,8 @@
 import ArgumentParser
 import ECPProtocol
 import ECPWorker
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import ServiceLifecycle
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JSON encoding shared by every thread (JSONEncoder is safe to use concurrently once configured).
 enum Codec {

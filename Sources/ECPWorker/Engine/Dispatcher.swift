@@ -1,8 +1,5 @@
 import DequeModule
-import Foundation
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Runs jobs on a bounded pool of threads of its own (libvirt calls block, so they stay off
 /// Swift's cooperative pool), one job at a time per lane (per machine), lanes in parallel.
@@ -10,7 +7,7 @@ import Glibc
 /// A job holds its lanes from the moment it is taken until `release` is called for it: jobs for
 /// the same machine run in arrival order, never at once.
 final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var ready = Deque<Job>()
     /// A lane present here is busy; its queue holds the jobs waiting behind the running one.
     private var lanes: [String: Deque<Job>] = [:]
@@ -23,7 +20,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     private let groupLimit: Int
     private var stopped = false
     private var idleThreads = 0
-    private var threads: [Thread] = []
     /// The thread running each job, so that a job finishing on a dispatcher thread hands the next
     /// job of its lane to that same thread: no wake-up, no context switch.
     private var runningOn: [ObjectIdentifier: pthread_t] = [:]
@@ -40,11 +36,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         self.groupLimit = max(1, groupLimit)
         for i in 0..<max(1, count) {
             // Each thread keeps the dispatcher alive until `stop` lets it end.
-            let thread = Thread { self.loop() }
-            thread.name = "\(name)-\(i)"
-            thread.stackSize = 1 << 20
-            threads.append(thread)
-            thread.start()
+            WorkerThread.start(name: "\(name)-\(i)", stackSize: 1 << 20) { self.loop() }
         }
     }
 

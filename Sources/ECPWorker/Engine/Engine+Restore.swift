@@ -1,5 +1,7 @@
+import Dispatch
 import ECPProtocol
-import Foundation
+import FoundationEssentials
+import Glibc
 import Libvirt
 import Logging
 import Synchronization
@@ -51,7 +53,7 @@ final class RestoreRun: @unchecked Sendable {
     let id = UUID().uuidString.lowercased()
     let trigger: String
     let started = monotonicNanos()
-    let lock = NSLock()
+    let lock = Lock()
     var outcomes: [RestoreOutcomeMessage] = []
     var waiters: [@Sendable (RestoreSummaryMessage) -> Void] = []
     var nextStartAt: UInt64 = 0
@@ -81,7 +83,7 @@ extension Engine {
             logger.info("restore requested while one runs; joining it", metadata: ["restore.trigger": "\(trigger)"])
             return
         }
-        Thread.detachNewThread { [self] in
+        WorkerThread.start { [self] in
             perform(run, table: table ?? (FileManager.default.fileExists(atPath: store.path) ? .present(machines: 0) : .absent))
         }
     }

@@ -1,5 +1,6 @@
+import Dispatch
 import ECPProtocol
-import Foundation
+import FoundationEssentials
 import Libvirt
 import Logging
 import Synchronization

@@ -1,6 +1,6 @@
 import DequeModule
 import ECPProtocol
-import Foundation
+import FoundationEssentials
 
 /// Remembers recent command ids and their results (the encoded bytes, a few hundred each), so a
 /// command sent twice runs once.
@@ -22,7 +22,7 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
         case done(Data)
     }
 
-    private let lock = NSLock()
+    private let lock = Lock()
     private var entries: [String: Entry] = [:]
     private var order = Deque<(id: String, at: UInt64)>()
     let capacity: Int

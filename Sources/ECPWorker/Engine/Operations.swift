@@ -1,5 +1,5 @@
 import ECPProtocol
-import Foundation
+import Glibc
 import Libvirt
 
 /// What an operation came to, before it is written as a result.

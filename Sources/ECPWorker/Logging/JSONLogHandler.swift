@@ -1,5 +1,5 @@
 import ECPProtocol
-import Foundation
+import FoundationEssentials
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +7,7 @@ import Glibc
 
 /// Where log lines go: one line per record, written whole.
 public final class LogOutput: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private let write: @Sendable (String) -> Void
 
     /// Standard error.
@@ -95,7 +95,9 @@ public struct TextLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        var line = "\(Timestamp.now()) \(event.level.rawValue.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0))\(event.message)"
+        // The level in a column of 8 characters (the longest, CRITICAL, fills it).
+        let level = event.level.rawValue.uppercased()
+        var line = "\(Timestamp.now()) \(level)\(String(repeating: " ", count: max(0, 8 - level.count)))\(event.message)"
         for key in merged.keys.sorted() {
             line += " \(key)="
             let text: String

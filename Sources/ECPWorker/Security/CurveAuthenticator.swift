@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import Logging
 import ZeroMQ
 
@@ -41,11 +43,11 @@ public struct CurveSettings: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: clientsDirectory).filter { $0.hasSuffix(".pub") }.sorted()
         } catch {
-            throw WorkerStartupError(message: "--curve-clients: cannot list \(clientsDirectory): \(error.localizedDescription)")
+            throw WorkerStartupError(message: "--curve-clients: cannot list \(clientsDirectory): \(error.systemDescription)")
         }
         var clients: [String: String] = [:]
         for name in names {
-            let path = (clientsDirectory as NSString).appendingPathComponent(name)
+            let path = clientsDirectory.hasSuffix("/") ? clientsDirectory + name : clientsDirectory + "/" + name
             var fileInfo = stat()
             if stat(path, &fileInfo) == 0, fileInfo.st_mode & 0o022 != 0 {
                 throw WorkerStartupError(message: "--curve-clients: \(path) is writable by others than its owner (chmod go-w)")
@@ -71,7 +73,7 @@ final class CurveAuthenticator: @unchecked Sendable {
     private let clients: [Data: (z85: String, file: String)]
     private let logger: Logger
     private let wake: WakeSignal
-    private let lock = NSLock()
+    private let lock = Lock()
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
 
@@ -90,7 +92,7 @@ final class CurveAuthenticator: @unchecked Sendable {
     func start() throws {
         let ready = DispatchSemaphore(value: 0)
         let failure = FailureBox()
-        let thread = Thread { [self] in
+        WorkerThread.start(name: "ecp-zap") { [self] in
             let socket: Socket
             do {
                 socket = try context.makeSocket(.rep)
@@ -107,8 +109,6 @@ final class CurveAuthenticator: @unchecked Sendable {
             socket.close()
             finished.signal()
         }
-        thread.name = "ecp-zap"
-        thread.start()
         ready.wait()
         if let error = failure.error { throw WorkerStartupError(message: "cannot start the CURVE authenticator: \(error)") }
     }

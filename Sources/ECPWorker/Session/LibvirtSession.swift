@@ -1,4 +1,3 @@
-import Foundation
 import Libvirt
 import Logging
 
@@ -10,12 +9,11 @@ import Logging
 final class LibvirtSession: @unchecked Sendable {
     let uri: String
     private let logger: Logger
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var current: Connection?
     private var lastError: LibvirtError?
     private var stopped = false
     private var wanted = true
-    private var reconnectThread: Thread?
     private let onEvent: @Sendable (LifecycleEvent) -> Void
     /// Backoff bounds for reconnecting, in seconds.
     var minimumBackoff = 0.25
@@ -36,10 +34,7 @@ final class LibvirtSession: @unchecked Sendable {
     func start() -> LibvirtError? {
         EventLoop.startDefault()
         let error = attempt()
-        let thread = Thread { self.reconnectLoop() }
-        thread.name = "libvirt-reconnect"
-        reconnectThread = thread
-        thread.start()
+        WorkerThread.start(name: "libvirt-reconn") { self.reconnectLoop() }
         return error
     }
 
@@ -121,7 +116,7 @@ final class LibvirtSession: @unchecked Sendable {
         try? connection.onClose { [weak self, weak connection] reason in
             guard let self, let connection else { return }
             // The close callback runs on the event loop thread; drop the connection elsewhere.
-            Thread.detachNewThread { self.drop(connection, reason: reason.name, error: nil) }
+            WorkerThread.start { self.drop(connection, reason: reason.name, error: nil) }
         }
         condition.lock()
         current = connection
@@ -152,7 +147,7 @@ final class LibvirtSession: @unchecked Sendable {
                         ]) { _, new in new })
                 }
                 condition.lock()
-                if !stopped { _ = condition.wait(until: Date().addingTimeInterval(backoff)) }
+                if !stopped { condition.wait(seconds: backoff) }
                 condition.unlock()
                 backoff = min(backoff * 2, maximumBackoff)
             } else {

@@ -1,8 +1,7 @@
-import Foundation
-import Logging
-#if canImport(Glibc)
+import Dispatch
+import FoundationEssentials
 import Glibc
-#endif
+import Logging
 
 /// Keeps the state table in memory and on disk.
 ///
@@ -29,13 +28,12 @@ final class StateStore: @unchecked Sendable {
     let path: String
     private let workerID: String
     private let logger: Logger
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var table: StateTable
     private var dirty = false
     private var waiting: [@Sendable (Bool) -> Void] = []
     private var writing = false
     private var stopped = false
-    private var thread: Thread?
     private var writes = 0
     /// Set when a corrupt table could not be moved aside: it is then never overwritten.
     private var blocked: String?
@@ -87,7 +85,7 @@ final class StateStore: @unchecked Sendable {
                 logger.info("state table absent; it is created at the first change", metadata: ["state.file": "\(path)"])
                 return .absent
             }
-            return quarantine(reason: "it cannot be read: \(error.localizedDescription)")
+            return quarantine(reason: "it cannot be read: \(error.systemDescription)")
         }
         do {
             let loaded = try StateTable.parse(data)
@@ -108,7 +106,7 @@ final class StateStore: @unchecked Sendable {
     }
 
     private func quarantine(reason: String) -> LoadResult {
-        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
+        let stamp = Timestamp.now().replacing(":", with: "")
         var target = "\(path).corrupt-\(stamp)"
         var n = 1
         while FileManager.default.fileExists(atPath: target) {
@@ -134,10 +132,7 @@ final class StateStore: @unchecked Sendable {
 
     /// Starts the writer thread.
     func start() {
-        let t = Thread { self.writerLoop() }
-        t.name = "ecp-state"
-        thread = t
-        t.start()
+        WorkerThread.start(name: "ecp-state") { self.writerLoop() }
     }
 
     /// A copy of the table as it stands in memory.

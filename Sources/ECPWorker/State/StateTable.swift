@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The persisted table of machines: what state each should be in, and what was last seen.
 public struct StateTable: Codable, Sendable, Equatable {

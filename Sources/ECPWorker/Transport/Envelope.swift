@@ -1,5 +1,5 @@
 import ECPProtocol
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,7 @@
+import Dispatch
 import ECPProtocol
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import ZeroMQ
 
@@ -41,7 +43,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private let workerID: String
     private let logger: Logger
     private let wake: WakeSignal
-    private let lock = NSLock()
+    private let lock = Lock()
     private var outbox: [Outgoing] = []
     /// Messages the I/O thread queued itself; only it touches them.
     private var local: [Outgoing] = []
@@ -52,7 +54,6 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private var stopping = false
     private var intakeOpen = true
     private var stamper: EnvelopeStamper
-    private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
     private var handler: (@Sendable (Data, Origin) -> Void)?
     private var badFrames: (@Sendable (String, Origin) -> Void)?
@@ -79,7 +80,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         badFrames = onBadFrames
         let ready = DispatchSemaphore(value: 0)
         let startError = StartError()
-        let thread = Thread { [self] in
+        WorkerThread.start(name: "ecp-io", stackSize: 1 << 20) { [self] in
             let sockets: Sockets
             do {
                 sockets = try openSockets()
@@ -94,10 +95,6 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             serve(sockets)
             finished.signal()
         }
-        thread.name = "ecp-io"
-        thread.stackSize = 1 << 20
-        self.thread = thread
-        thread.start()
         ready.wait()
         if let error = startError.error { throw error }
     }

@@ -1,0 +1,99 @@
+import Glibc
+
+/// A mutual-exclusion lock (a pthread mutex): `lock()` and `unlock()` around every use of the
+/// state it guards.
+final class Lock: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the mutex is what makes concurrent use safe; it lives at a
+    // fixed address of its own, as pthread requires.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() {
+        pthread_mutex_lock(mutex)
+    }
+
+    func unlock() {
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// A lock and a condition variable together (a pthread mutex and condition): threads lock, check
+/// the state, and `wait` (which unlocks while it waits) until another thread changes the state
+/// under the lock and calls `signal` (one waiter) or `broadcast` (all of them).
+///
+/// As with any condition variable a wait may end without a signal, so waiters re-check their
+/// state in a loop.
+final class Condition: @unchecked Sendable {
+    // Safety of @unchecked Sendable: as for `Lock`; the condition is only used under the mutex.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        // Timed waits measure on the monotonic clock: setting the system time does not shorten
+        // or stretch them.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() {
+        pthread_mutex_lock(mutex)
+    }
+
+    func unlock() {
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Waits for a signal; the caller holds the lock, and holds it again on return.
+    func wait() {
+        pthread_cond_wait(condition, mutex)
+    }
+
+    /// Waits for a signal at most `seconds`; the caller holds the lock, and holds it again on
+    /// return. Returns false when the time ran out.
+    @discardableResult
+    func wait(seconds: Double) -> Bool {
+        let seconds = max(0, seconds)
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let whole = seconds.rounded(.down)
+        deadline.tv_sec += Int(whole)
+        deadline.tv_nsec += Int((seconds - whole) * 1_000_000_000)
+        if deadline.tv_nsec >= 1_000_000_000 {
+            deadline.tv_sec += 1
+            deadline.tv_nsec -= 1_000_000_000
+        }
+        return pthread_cond_timedwait(condition, mutex, &deadline) != ETIMEDOUT
+    }
+
+    /// Wakes one waiting thread; call it holding the lock.
+    func signal() {
+        pthread_cond_signal(condition)
+    }
+
+    /// Wakes every waiting thread; call it holding the lock.
+    func broadcast() {
+        pthread_cond_broadcast(condition)
+    }
+}
