@@ -4,7 +4,26 @@
 public enum JSONQuoting {
     /// Appends `s` as a quoted JSON string.
     public static func append(_ s: String, to out: inout String) {
-        out.unicodeScalars.append("\"")
+        var s = s
+        // Text with no byte that could belong to a character needing an escape (the usual case) is
+        // appended whole; other text goes character by character. In UTF-8 the C1 controls are
+        // C2 80...C2 9F and the separators E2 80 A8/A9, so their lead bytes are enough to look for.
+        let clean = s.withUTF8 { utf8 -> Bool in
+            for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5c || b == 0x7f || b == 0xc2 || b == 0xe2 {
+                return false
+            }
+            return true
+        }
+        out.append("\"")
+        if clean {
+            out.append(s)
+        } else {
+            appendEscaping(s, to: &out)
+        }
+        out.append("\"")
+    }
+
+    private static func appendEscaping(_ s: String, to out: inout String) {
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -22,7 +41,6 @@ public enum JSONQuoting {
                 }
             }
         }
-        out.unicodeScalars.append("\"")
     }
 }
 

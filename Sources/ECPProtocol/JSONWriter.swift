@@ -174,6 +174,11 @@ public struct JSONWriter {
     }
 
     private mutating func appendEscaped(_ s: String) {
+        Self.appendQuoted(s, to: &bytes)
+    }
+
+    /// Appends `s` as a quoted JSON string (what JSON requires escaped, escaped).
+    public static func appendQuoted(_ s: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { utf8 in
@@ -187,7 +192,7 @@ public struct JSONWriter {
                 case 0x0d: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
                 case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
                 default:
-                            bytes.append(contentsOf: [
+                    bytes.append(contentsOf: [
                         UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
                         Self.hex(b >> 4), Self.hex(b & 0x0f),
                     ])
@@ -239,6 +244,23 @@ extension ResultMessage {
         }
         w.key("duration_ms"); w.double(durationMs)
         if let duplicate { w.key("duplicate"); w.bool(duplicate) }
+        w.endObject()
+        return Data(w.bytes)
+    }
+}
+
+extension MachineEventMessage {
+    /// The message as JSON, written directly (one per lifecycle event); the same fields as its
+    /// `Codable` form, which leaves out a nil `state`.
+    public func jsonData() -> Data {
+        var w = JSONWriter(capacity: 160)
+        w.beginObject()
+        w.key("type"); w.string(type)
+        w.key("machine"); w.string(machine)
+        w.key("uuid"); w.string(uuid)
+        w.key("event"); w.string(event)
+        w.key("detail"); w.string(detail)
+        if let state { w.key("state"); w.string(state) }
         w.endObject()
         return Data(w.bytes)
     }

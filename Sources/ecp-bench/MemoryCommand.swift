@@ -12,9 +12,15 @@ struct MemoryCommand: ParsableCommand {
             high-water mark (VmHWM). A worker whose memory keeps growing with the count holds on to \
             something per command.
 
+            With --warmup N it first runs N commands (same mix and window) and rests 1 s more: the \
+            memory the worker fills up to a bound, such as the de-duplication memory of recent \
+            ids and results, is then in place, and the growth measured is what the run itself adds. \
+            The idle figure is still read before the warm-up.
+
             Examples:
               ecp-bench memory
               ecp-bench memory --count 200000 --mix status=1 --json
+              ecp-bench memory --warmup 100000 --count 1000000 --mix status=1
             """)
 
     @Option(help: "Commands to send.")
@@ -23,12 +29,16 @@ struct MemoryCommand: ParsableCommand {
     @Option(help: "Commands in flight at most.")
     var window = 64
 
+    @Option(help: "Commands run before the growth is measured (none by default).")
+    var warmup = 0
+
     @OptionGroup(title: "Started worker") var spawn: SpawnOptions
     @OptionGroup(title: "Load") var load: LoadOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         try LoadBounds.check(count: count, window: window)
+        if warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
     }
 
     func run() throws {
@@ -36,17 +46,24 @@ struct MemoryCommand: ParsableCommand {
             let report = try LoadRunner(
                 spawnWorker: true, commands: nil, events: nil, workerID: nil, workerPID: nil, binary: spawn.binary,
                 workerArgs: spawn.workerArg, load: load, count: count, window: window, settleBeforeMs: 1000,
-                settleAfterMs: 2000, label: "memory", defaultTimeoutS: 600
+                settleAfterMs: 2000, label: "memory", defaultTimeoutS: 600, warmup: warmup
             ).run()
             var table = Table(
                 "ecp-bench memory: started worker, pid \(report.workerPID ?? 0), \(count) commands, window \(window), mix \(report.plan.mix)")
             guard let m = report.memory else { throw BenchFailure(2, "cannot read the worker's memory from /proc") }
             let perCommand = report.outcome.answered > 0 ? Double(m.growth) * 1024 / Double(report.outcome.answered) : 0
-            table.add("rss idle", Format.kib(m.before))
+            if let idle = m.idle {
+                table.add("rss idle", Format.kib(idle))
+                table.add("rss warmed", Format.kib(m.before) + "  " + Format.kibDelta(m.before - idle) + " after \(warmup) commands")
+            } else {
+                table.add("rss idle", Format.kib(m.before))
+            }
             table.add("rss after", Format.kib(m.after))
             table.add("growth", Format.kibDelta(m.growth) + ", " + String(format: "%.1f", perCommand) + " bytes per command")
             if let settled = m.settled {
-                table.add("rss 2 s later", Format.kib(settled) + "  " + Format.kibDelta(settled - m.before) + " from idle")
+                table.add(
+                    "rss 2 s later",
+                    Format.kib(settled) + "  " + Format.kibDelta(settled - m.before) + (m.idle == nil ? " from idle" : " from warmed"))
             }
             table.add("rss peak", Format.kib(m.sampledPeak) + " sampled, " + Format.kib(m.highWater) + " VmHWM")
             report.rows(into: &table)

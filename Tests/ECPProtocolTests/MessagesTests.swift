@@ -48,6 +48,43 @@ struct JSONWriterTests {
         _ = try JSONSerialization.jsonObject(with: message.jsonData())
     }
 
+    @Test("a machine event written directly decodes to the same message", arguments: hostile)
+    func machineEvent(_ text: String) throws {
+        for state in [nil, "running"] as [String?] {
+            let event = MachineEventMessage(machine: text, uuid: "u", event: "started", detail: text, state: state)
+            let data = event.jsonData()
+            #expect(try JSONDecoder().decode(MachineEventMessage.self, from: data) == event)
+            let direct = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let coded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(event)) as? [String: Any]
+            #expect(direct.map { Set($0.keys) } == coded.map { Set($0.keys) }, "the same fields as the Codable form")
+        }
+    }
+
+    @Test("numbers are written as JSON that reads back to the same value", arguments: [
+        0, 1, -1, 0.5, 3.2, 0.001, 0.012, 0.1 + 0.2, 1234.567, -5.25, 1e15, 1e-7, 123456789.123, Double(Int64.max),
+    ])
+    func numbers(_ value: Double) throws {
+        var w = JSONWriter()
+        w.double(value)
+        let decoded = try JSONDecoder().decode(Double.self, from: Data(w.bytes))
+        #expect(decoded == value)
+        for i in [Int64.min, -10, -9, 0, 9, 10, 99, 100, Int64.max] {
+            var w = JSONWriter()
+            w.int(i)
+            #expect(String(decoding: w.bytes, as: UTF8.self) == String(i))
+        }
+    }
+
+    @Test("a result's already written data goes out as its data")
+    func encodedData() throws {
+        var data = JSONWriter()
+        data.beginObject(); data.key("state"); data.string("running"); data.key("vcpus"); data.int(2); data.endObject()
+        var result = ResultMessage(id: "a", op: "status", machine: "m", ok: true, state: "running", durationMs: 0.25)
+        result.encodedData = data.bytes
+        let decoded = try JSONDecoder().decode(ResultMessage.self, from: result.jsonData())
+        #expect(decoded.data == ["state": "running", "vcpus": 2])
+    }
+
     @Test("strings of every kind are escaped into valid JSON and read back unchanged", arguments: hostile)
     func strings(_ text: String) throws {
         let ack = AcceptedMessage(id: "x", op: "start", machine: text)

@@ -480,9 +480,9 @@ public final class Engine: Sendable {
         if let state { store.recordObserved(uuid: event.domainUUID, name: event.domainName, observed: state.name) }
         sink.send(Outgoing(
             topic: topics.machine,
-            body: Codec.encode(MachineEventMessage(
+            body: MachineEventMessage(
                 machine: event.domainName, uuid: event.domainUUID, event: event.eventName,
-                detail: event.detailName, state: state?.name))))
+                detail: event.detailName, state: state?.name).jsonData()))
     }
 
     /// The state a lifecycle event leaves the machine in, without asking libvirt from the event thread.

@@ -284,16 +284,10 @@ final class StateStore: @unchecked Sendable {
         }
     }
 
-    private static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return e
-    }()
-
     /// Replaces the file whole: temporary file, fsync, rename, directory fsync.
     private func write(_ table: StateTable) throws {
         if let blocked { throw StateTableError(blocked) }
-        let data = try Self.encoder.encode(table) + Data("\n".utf8)
+        let data = table.fileBytes()
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let tmp = temporaryPath
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

@@ -4,6 +4,8 @@ import ZeroMQ
 
 /// The memory figures of a load run, in KiB.
 struct RunMemory: Encodable {
+    /// With a warm-up: before it (after the same rest).
+    var idle: Int?
     /// Before the first command (after `settle_before_ms` of rest for a started worker).
     var before: Int
     /// Right after the last result.
@@ -17,13 +19,14 @@ struct RunMemory: Encodable {
     var growth: Int { after - before }
 
     enum CodingKeys: String, CodingKey {
-        case before, after, settled, growth
+        case idle, before, after, settled, growth
         case sampledPeak = "sampled_peak"
         case highWater = "high_water"
     }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(idle, forKey: .idle)
         try c.encode(before, forKey: .before)
         try c.encode(after, forKey: .after)
         try c.encodeIfPresent(settled, forKey: .settled)
@@ -144,6 +147,9 @@ struct LoadRunner {
     var label: String
     /// `--timeout-s` when not given.
     var defaultTimeoutS: Double = 120
+    /// Commands run before the "before" memory reading (and outside every figure), so that what
+    /// the worker keeps up to a bound (its de-duplication memory) is full when growth is measured.
+    var warmup: Int = 0
 
     func run() throws -> LoadReport {
         let begin = Clock.nanos()
@@ -199,13 +205,23 @@ struct LoadRunner {
         }
 
         if let worker, settleBeforeMs > 0 { Clock.sleep(ms: settleBeforeMs); _ = worker.isRunning }
+        var paused = pausedAtStart
+        var idle: Int?
+        if warmup > 0 {
+            idle = pid.flatMap(ProcMemory.read)?.rssKiB
+            let warm = LoadPlan(
+                count: warmup, window: window, mix: mix, machines: machines, commandTimeoutMs: load.commandTimeoutMs,
+                stallSeconds: load.stallS, deadline: deadline)
+            let warmed = try session.run(warm, paused: &paused, tag: "w", alive: alive)
+            guard warmed.complete else { throw BenchFailure(2, "the warm-up of \(warmup) commands did not complete") }
+            if settleBeforeMs > 0 { Clock.sleep(ms: settleBeforeMs) }
+        }
         let before = pid.flatMap(ProcMemory.read)
         var sampledPeak = before?.rssKiB ?? 0
 
         let plan = LoadPlan(
             count: count, window: window, mix: mix, machines: machines, commandTimeoutMs: load.commandTimeoutMs,
             stallSeconds: load.stallS, deadline: deadline)
-        var paused = pausedAtStart
         let outcome = try session.run(plan, paused: &paused, alive: alive) {
             if let pid, let m = ProcMemory.read(pid: pid) { sampledPeak = max(sampledPeak, m.rssKiB) }
         }
@@ -230,7 +246,7 @@ struct LoadRunner {
         var memory: RunMemory?
         if let before, let after {
             memory = RunMemory(
-                before: before.rssKiB, after: after.rssKiB, settled: settled,
+                idle: idle, before: before.rssKiB, after: after.rssKiB, settled: settled,
                 sampledPeak: max(sampledPeak, after.rssKiB), highWater: end?.peakKiB ?? after.peakKiB)
         }
         if let worker { worker.stop() }

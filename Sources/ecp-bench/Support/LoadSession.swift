@@ -200,8 +200,12 @@ final class LoadSession {
     /// Keeps `plan.window` commands in flight until `plan.count` have been answered, the
     /// deadline passes, results stop coming for `plan.stallSeconds`, or `alive` says the worker
     /// is gone. `paused` holds each machine's state (paused or not) and is updated as the
-    /// suspend/resume pairs are sent. `tick` runs about once a second.
-    func run(_ plan: LoadPlan, paused: inout [Bool], alive: () -> Bool = { true }, tick: () -> Void = {}) throws -> LoadOutcome {
+    /// suspend/resume pairs are sent. `tick` runs about once a second. `tag` sets this run's ids
+    /// apart from another run's in the same session (the worker would answer a known id from its
+    /// de-duplication memory).
+    func run(
+        _ plan: LoadPlan, paused: inout [Bool], tag: String = "", alive: () -> Bool = { true }, tick: () -> Void = {}
+    ) throws -> LoadOutcome {
         var outcome = LoadOutcome()
         let count = plan.count
         let cycle = plan.mix.cycle
@@ -213,7 +217,7 @@ final class LoadSession {
         let opsByIndex = Op.allCases
 
         // Every command is `<head><n><tail>`, with its head and tail made once per (op, machine).
-        let idPrefix = "\(prefix)-"
+        let idPrefix = "\(prefix)-\(tag)"
         let idPrefixBytes = Array(idPrefix.utf8)
         let tail = Data((plan.commandTimeoutMs.map { "\",\"timeout_ms\":\($0)}" } ?? "\"}").utf8)
         var heads: [String: Data] = [:]
