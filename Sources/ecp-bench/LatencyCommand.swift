@@ -23,6 +23,7 @@ struct LatencyCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if spawn.testMachines != nil && !target.spawn { throw ValidationError("--test-machines needs --spawn: it sets up the started worker's host") }
         try LoadBounds.check(count: count, window: 1)
     }
 
@@ -31,7 +32,7 @@ struct LatencyCommand: ParsableCommand {
             let report = try LoadRunner(
                 spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
                 workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
-                count: count, window: 1, label: "latency"
+                count: count, window: 1, label: "latency", testMachines: spawn.testMachines
             ).run()
             emitLoad(report, name: "latency", asJSON: output.json)
             return report.exitStatus

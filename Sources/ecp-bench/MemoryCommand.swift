@@ -46,7 +46,8 @@ struct MemoryCommand: ParsableCommand {
             let report = try LoadRunner(
                 spawnWorker: true, commands: nil, events: nil, workerID: nil, workerPID: nil, binary: spawn.binary,
                 workerArgs: spawn.workerArg, load: load, count: count, window: window, settleBeforeMs: 1000,
-                settleAfterMs: 2000, label: "memory", defaultTimeoutS: 600, warmup: warmup
+                settleAfterMs: 2000, label: "memory", defaultTimeoutS: 600, warmup: warmup,
+                testMachines: spawn.testMachines
             ).run()
             var table = Table(
                 "ecp-bench memory: started worker, pid \(report.workerPID ?? 0), \(count) commands, window \(window), mix \(report.plan.mix)")

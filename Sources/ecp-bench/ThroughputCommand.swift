@@ -41,6 +41,7 @@ struct ThroughputCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if spawn.testMachines != nil && !target.spawn { throw ValidationError("--test-machines needs --spawn: it sets up the started worker's host") }
         try LoadBounds.check(count: count, window: window)
     }
 
@@ -49,7 +50,7 @@ struct ThroughputCommand: ParsableCommand {
             let report = try LoadRunner(
                 spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
                 workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
-                count: count, window: window, label: "throughput"
+                count: count, window: window, label: "throughput", testMachines: spawn.testMachines
             ).run()
             emitLoad(report, name: "throughput", asJSON: output.json)
             return report.exitStatus
@@ -61,7 +62,9 @@ struct ThroughputCommand: ParsableCommand {
 func emitLoad(_ report: LoadReport, name: String, asJSON: Bool) {
     let who = (report.spawned ? "started worker '\(report.workerID)'" : "worker '\(report.workerID)'")
         + (report.workerPID.map { ", pid \($0)" } ?? "")
-    let machines = report.plan.mix.needsMachine ? ", machines \(report.plan.machines.joined(separator: ","))" : ""
+    let list = report.plan.machines
+    let named = list.count <= 4 ? list.joined(separator: ",") : "\(list[0]) ... \(list[list.count - 1]) (\(list.count))"
+    let machines = report.plan.mix.needsMachine ? ", machines \(named)" : ""
     var table = Table("ecp-bench \(name): \(who), window \(report.plan.window), mix \(report.plan.mix)\(machines)")
     report.rows(into: &table)
     if let m = report.memory {

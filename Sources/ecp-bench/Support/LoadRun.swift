@@ -150,6 +150,8 @@ struct LoadRunner {
     /// Commands run before the "before" memory reading (and outside every figure), so that what
     /// the worker keeps up to a bound (its de-duplication memory) is full when growth is measured.
     var warmup: Int = 0
+    /// For a started worker: a generated test-driver host of this many running machines.
+    var testMachines: Int?
 
     func run() throws -> LoadReport {
         let begin = Clock.nanos()
@@ -187,7 +189,10 @@ struct LoadRunner {
         }
 
         // Each machine's state now: the suspend/resume pairs start from it, and it is put back at the end.
-        let machines = load.machineList
+        var machines = load.machineList
+        if spawnWorker, let n = testMachines, load.machine == nil, load.machines == nil {
+            machines = RestoreFixture(count: n, running: true).machines.map(\.name)
+        }
         var pausedAtStart = [Bool](repeating: false, count: machines.count)
         if mix.needsMachine {
             let states = try session.exchange(
@@ -275,9 +280,17 @@ struct LoadRunner {
                 continue
             }
             guard let commands = session.commandsBoundAddress else { throw BenchFailure(2, "cannot read the commands port") }
+            var uri = "test:///default"
+            if let n = testMachines {
+                let node = directory.appendingPathComponent("node.xml").path
+                guard FileManager.default.createFile(atPath: node, contents: Data(RestoreFixture(count: n, running: true).nodeXML.utf8)) else {
+                    throw BenchFailure(2, "cannot write the test-driver node file \(node)")
+                }
+                uri = "test://" + node
+            }
             let arguments = [
                 "--worker-id", "bench",
-                "--libvirt-uri", "test:///default",
+                "--libvirt-uri", uri,
                 "--commands=>\(commands)",
                 "--events=@\(events)",
                 "--control=@\(control)",

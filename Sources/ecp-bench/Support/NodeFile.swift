@@ -9,15 +9,17 @@ struct RestoreFixture {
     }
 
     var machines: [Machine]
+    /// The machines' state in the node file: shut off (5, what a restore starts) or running (1).
+    var runstate = 5
 
-    init(count: Int) {
+    init(count: Int, running: Bool = false) {
+        runstate = running ? 1 : 5
         machines = (0..<count).map { k in
             Machine(name: String(format: "bench-m%05d", k + 1), uuid: String(format: "ecb0c0de-0000-4000-8000-%012x", k + 1))
         }
     }
 
-    /// `<node>` with one `<domain type='test'>` per machine, `<test:runstate>5</test:runstate>`
-    /// (shut off).
+    /// `<node>` with one `<domain type='test'>` per machine, in `runstate`.
     var nodeXML: String {
         var out = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
         for m in machines {
@@ -29,7 +31,7 @@ struct RestoreFixture {
                     <currentMemory unit='KiB'>65536</currentMemory>
                     <vcpu>1</vcpu>
                     <os><type>hvm</type></os>
-                    <test:runstate>5</test:runstate>
+                    <test:runstate>\(runstate)</test:runstate>
                   </domain>
 
                 """

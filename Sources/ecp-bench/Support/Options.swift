@@ -43,7 +43,18 @@ struct SpawnOptions: ParsableArguments {
     @Option(help: ArgumentHelp("An extra argument for started workers (repeatable), e.g. --worker-arg=--log-level=warning.", valueName: "argument"))
     var workerArg: [String] = []
 
+    @Option(help: ArgumentHelp(
+        "Start the worker on a generated test-driver host of N running machines (bench-m00001, ...), and send the ops that need a machine to them in turn, unless --machine or --machines names others.",
+        valueName: "N"))
+    var testMachines: Int?
+
     var binary: String { worker ?? SpawnedWorker.defaultBinary() }
+
+    func validate() throws {
+        if let n = testMachines, !(1...10_000).contains(n) {
+            throw ValidationError("--test-machines must be between 1 and 10000, got \(n)")
+        }
+    }
 }
 
 /// What a load run sends.
