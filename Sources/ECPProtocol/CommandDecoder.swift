@@ -206,9 +206,13 @@ public struct CommandDecoder: Sendable {
     public static func machineProblem(_ machine: String) -> String? {
         if machine.isEmpty { return "machine must be a name or UUID, got an empty string" }
         if machine.utf8.count > 255 { return "machine must be at most 255 bytes, got \(machine.utf8.count)" }
-        if machine.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+        if machine.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
             return "machine must not contain control characters, got \(quote(machine))"
         }
+        // Printable ASCII at both ends (the usual name) cannot be white space; anything else is
+        // asked of Unicode.
+        let printable: ClosedRange<UInt8> = 0x21...0x7e
+        if printable.contains(machine.utf8.first!) && printable.contains(machine.utf8.last!) { return nil }
         if machine.first!.isWhitespace || machine.last!.isWhitespace {
             return "machine must not begin or end with white space, got \(quote(machine))"
         }

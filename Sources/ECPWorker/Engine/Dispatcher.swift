@@ -24,17 +24,27 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     /// job of its lane to that same thread: no wake-up, no context switch.
     private var runningOn: [ObjectIdentifier: pthread_t] = [:]
     private var handoff: [pthread_t: Job] = [:]
-    private let execute: @Sendable (Job) -> Void
+    private var execute: (@Sendable (Job) -> Void)?
+    private let threadCount: Int
+    private let name: String
 
     /// - Parameters:
     ///   - threads: how many jobs may run at once.
     ///   - name: thread name prefix, for debuggers and `top -H`.
-    ///   - execute: runs one job; whoever finishes it calls `release`.
     ///   - groupLimit: how many jobs submitted with `limited: true` may run at once.
-    init(threads count: Int, name: String, groupLimit: Int = .max, execute: @escaping @Sendable (Job) -> Void) {
-        self.execute = execute
+    init(threads count: Int, name: String, groupLimit: Int = .max) {
+        self.threadCount = max(1, count)
+        self.name = name
         self.groupLimit = max(1, groupLimit)
-        for i in 0..<max(1, count) {
+    }
+
+    /// Starts the threads; `execute` runs one job, and whoever finishes it calls `release`. Jobs
+    /// submitted before wait until then.
+    func start(execute: @escaping @Sendable (Job) -> Void) {
+        condition.lock()
+        self.execute = execute
+        condition.unlock()
+        for i in 0..<threadCount {
             // Each thread keeps the dispatcher alive until `stop` lets it end.
             WorkerThread.start(name: "\(name)-\(i)", stackSize: 1 << 20) { self.loop() }
         }
@@ -168,8 +178,9 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             runningOn[ObjectIdentifier(job)] = me
             let isLimited = limited.contains(ObjectIdentifier(job))
             if isLimited { limitedRunning += 1 }
+            let execute = self.execute
             condition.unlock()
-            execute(job)
+            execute?(job)
             condition.lock()
             runningOn.removeValue(forKey: ObjectIdentifier(job))
             if isLimited {

@@ -106,7 +106,7 @@ public final class Engine: Sendable {
     private let decoder: CommandDecoder
     private let operations: Operations
     private let cache: IdempotencyCache<Origin>
-    private let dispatcher: Mutex<Dispatcher<Job>?> = Mutex(nil)
+    private let dispatcher: Dispatcher<Job>
     private let accepting = Atomic<Bool>(true)
     private let counters = Counters()
     let startedAt = monotonicNanos()
@@ -160,17 +160,16 @@ public final class Engine: Sendable {
             uri: configuration.libvirtURI, logger: logger,
             onEvent: { event in box.engine?.handleLifecycle(event) })
         self.operations = Operations(session: session, startedAt: startedAt)
+        self.dispatcher = Dispatcher<Job>(
+            threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
         box.engine = self
-        let dispatcher = Dispatcher<Job>(
-            threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel
-        ) { [weak self] job in
+        dispatcher.start { [weak self] job in
             self?.run(job)
         }
-        self.dispatcher.withLock { $0 = dispatcher }
     }
 
     deinit {
-        dispatcher.withLock { $0?.stop() }
+        dispatcher.stop()
         session.stop()
         store.stopWriter()
     }
@@ -260,7 +259,7 @@ public final class Engine: Sendable {
         case .ping:
             finish(job, outcome: operations.run(command))
         case .status, .list:
-            if inlineReads && (dispatcher.withLock { $0 }?.lanesIdle(job.lanes) ?? false) {
+            if inlineReads && dispatcher.lanesIdle(job.lanes) {
                 finish(job, outcome: operations.run(command))
             } else {
                 dispatcherSubmit(job)
@@ -271,11 +270,11 @@ public final class Engine: Sendable {
     }
 
     func dispatcherSubmit(_ job: Job, limited: Bool = false) {
-        dispatcher.withLock { $0 }?.submit(job, lanes: job.lanes, limited: limited)
+        dispatcher.submit(job, lanes: job.lanes, limited: limited)
     }
 
     func dispatcherRelease(_ job: Job) {
-        dispatcher.withLock { $0 }?.release(job)
+        dispatcher.release(job)
     }
 
     /// Lanes serialise commands per machine; a UUID is compared case-insensitively.
@@ -331,7 +330,7 @@ public final class Engine: Sendable {
         logger.warning("command timed out", metadata: commandMetadata(command).merging(["timeout_ms": "\(timeout)"]) { _, n in n })
         publishResult(job, outcome: .failed(.worker(record)))
         // The machine's lane is freed: the worker moves on while the libvirt call runs out.
-        dispatcher.withLock { $0 }?.release(job)
+        dispatcher.release(job)
     }
 
     private func finish(_ job: Job, outcome: OpOutcome) {
@@ -343,7 +342,7 @@ public final class Engine: Sendable {
             return
         }
         publishResult(job, outcome: outcome)
-        dispatcher.withLock { $0 }?.release(job)
+        dispatcher.release(job)
     }
 
     private func publishResult(_ job: Job, outcome: OpOutcome) {
@@ -540,8 +539,7 @@ public final class Engine: Sendable {
         while inFlight > 0 && monotonicNanos() < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        let dispatcher = self.dispatcher.withLock { $0 }
-        for job in dispatcher?.drainQueued() ?? [] where job.claim() {
+        for job in dispatcher.drainQueued() where job.claim() {
             let record = WorkerErrorRecord(
                 type: "cancelled", category: "resource", retryable: true,
                 message: "the worker stopped before the command could run",
@@ -551,7 +549,7 @@ public final class Engine: Sendable {
         if inFlight > 0 {
             logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])
         }
-        dispatcher?.stop()
+        dispatcher.stop()
         recordShutdownStates()
         store.stop()
         session.stop()
