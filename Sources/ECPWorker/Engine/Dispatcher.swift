@@ -19,7 +19,8 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     private var limitedRunning = 0
     private let groupLimit: Int
     private var stopped = false
-    private var idleThreads = 0
+    /// Threads waiting for work, the one that went idle last at the end.
+    private var idle: [Condition.Waiter] = []
     /// The thread running each job, so that a job finishing on a dispatcher thread hands the next
     /// job of its lane to that same thread: no wake-up, no context switch.
     private var runningOn: [ObjectIdentifier: pthread_t] = [:]
@@ -57,7 +58,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         if isLimited { limited.insert(ObjectIdentifier(job)) }
         if keys.isEmpty {
             ready.append(job)
-            condition.signal()
+            wakeOne()
             return
         }
         lanesOf[ObjectIdentifier(job)] = keys
@@ -86,7 +87,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
                 if let i = lanes[key]?.firstIndex(where: { $0 === job }) { lanes[key]!.remove(at: i) }
             }
             limited.remove(id)
-            condition.broadcast()
+            wakeAll()
             return
         }
         let me = pthread_self()
@@ -119,7 +120,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             return
         }
         ready.append(job)
-        condition.signal()
+        wakeOne()
     }
 
     /// Whether no job holds or waits for any of these lanes.
@@ -133,7 +134,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     func stop() {
         condition.lock()
         stopped = true
-        condition.broadcast()
+        wakeAll()
         condition.unlock()
     }
 
@@ -149,6 +150,17 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         return out
     }
 
+    /// Wakes the thread that went idle last: the fewest threads run, on warm caches.
+    private func wakeOne() {
+        idle.popLast()?.signal()
+    }
+
+    /// Wakes every idle thread, to look at the queue again.
+    private func wakeAll() {
+        for waiter in idle { waiter.signal() }
+        idle.removeAll()
+    }
+
     /// The first ready job that may run now: limited jobs wait while their group is full.
     private func nextRunnable() -> Int? {
         if limited.isEmpty || limitedRunning < groupLimit { return ready.isEmpty ? nil : 0 }
@@ -156,6 +168,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     }
 
     private func loop() {
+        let waiter = condition.makeWaiter()
         while true {
             condition.lock()
             let me = pthread_self()
@@ -167,7 +180,10 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
                 while true {
                     index = nextRunnable()
                     if index != nil || stopped { break }
-                    condition.wait()
+                    idle.append(waiter)
+                    waiter.wait()
+                    // Woken by a signal (which took it off the list) or spuriously.
+                    if let i = idle.firstIndex(where: { $0 === waiter }) { idle.remove(at: i) }
                 }
                 guard let index else {
                     condition.unlock()
@@ -186,7 +202,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             if isLimited {
                 limited.remove(ObjectIdentifier(job))
                 limitedRunning -= 1
-                condition.broadcast()
+                wakeAll()
             }
             condition.unlock()
         }

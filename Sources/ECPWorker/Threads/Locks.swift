@@ -96,4 +96,36 @@ final class Condition: @unchecked Sendable {
     func broadcast() {
         pthread_cond_broadcast(condition)
     }
+
+    /// A condition variable of its own on this lock: a pool of threads gives one to each thread,
+    /// so that it can wake the one it chooses (the one that went idle last, whose caches are warm).
+    func makeWaiter() -> Waiter { Waiter(mutex: mutex) }
+
+    /// One thread's condition variable on a `Condition`'s lock.
+    final class Waiter: @unchecked Sendable {
+        // Safety of @unchecked Sendable: used only under the lock it was made from.
+        private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+        private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+        fileprivate init(mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+            self.mutex = mutex
+            condition.initialize(to: pthread_cond_t())
+            pthread_cond_init(condition, nil)
+        }
+
+        deinit {
+            pthread_cond_destroy(condition)
+            condition.deallocate()
+        }
+
+        /// Waits for a signal; the caller holds the lock, and holds it again on return.
+        func wait() {
+            pthread_cond_wait(condition, mutex)
+        }
+
+        /// Wakes the thread waiting here; call it holding the lock.
+        func signal() {
+            pthread_cond_signal(condition)
+        }
+    }
 }
