@@ -9,7 +9,9 @@ import Glibc
 final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     private let condition = Condition()
     private var ready = Deque<Job>()
-    /// A lane present here is busy; its queue holds the jobs waiting behind the running one.
+    /// Each busy lane's jobs in arrival order. The head holds the lane once it is the head of
+    /// every lane it names; the others wait behind it. A job that names two lanes waits in both,
+    /// so it keeps its place in each.
     private var lanes: [String: Deque<Job>] = [:]
     private var lanesOf: [ObjectIdentifier: [String]] = [:]
     /// Jobs that hold their lanes (ready or running), as opposed to waiting in a lane.
@@ -51,65 +53,58 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Queues a job; it runs once every lane it names is free and it reaches the front.
-    func submit(_ job: Job, lanes keys: [String], limited isLimited: Bool = false) {
+    /// Queues a job; it runs once it is first in every lane it names.
+    func submit(_ job: Job, lanes names: [String], limited isLimited: Bool = false) {
         condition.lock()
         defer { condition.unlock() }
         if isLimited { limited.insert(ObjectIdentifier(job)) }
+        var keys: [String] = []
+        for name in names where !keys.contains(name) { keys.append(name) }
         if keys.isEmpty {
             ready.append(job)
             wakeOne()
             return
         }
         lanesOf[ObjectIdentifier(job)] = keys
-        // Multi-lane jobs wait in the first busy lane; when that frees they re-check the others.
-        enqueue(job, keys: keys)
+        for key in keys { lanes[key, default: []].append(job) }
+        if isFirst(job, in: keys) { start(job, handOffTo: nil) }
     }
 
-    private func enqueue(_ job: Job, keys: [String]) {
-        if let busy = keys.first(where: { lanes[$0] != nil }) {
-            lanes[busy]!.append(job)
-            return
-        }
-        for key in keys { lanes[key] = [] }
-        start(job, handOffTo: nil)
+    /// Whether the job is at the head of every one of these lanes.
+    private func isFirst(_ job: Job, in keys: [String]) -> Bool {
+        keys.allSatisfy { lanes[$0]?.first === job }
     }
 
-    /// Frees the job's lanes, so the next job waiting in them can run. A job still waiting in a
-    /// lane is taken out of it instead (it will not run). Calling it twice does nothing.
+    /// Frees the job's lanes, so the next job waiting in them can run. A job still waiting is
+    /// taken out of its lanes instead (it will not run). Calling it twice does nothing.
     func release(_ job: Job) {
         condition.lock()
         defer { condition.unlock() }
         let id = ObjectIdentifier(job)
         guard let keys = lanesOf.removeValue(forKey: id) else { return }
-        guard holders.remove(id) != nil else {
-            for key in keys {
-                if let i = lanes[key]?.firstIndex(where: { $0 === job }) { lanes[key]!.remove(at: i) }
+        let held = holders.remove(id) != nil
+        for key in keys where lanes[key] != nil {
+            // In place: a lane's queue is never copied, so a release costs the same however many
+            // jobs wait (a held lane's job is its head; a waiting job is searched for, rarely).
+            if lanes[key]!.first === job {
+                lanes[key]!.removeFirst()
+            } else if let i = lanes[key]!.firstIndex(where: { $0 === job }) {
+                lanes[key]!.remove(at: i)
             }
-            limited.remove(id)
-            wakeAll()
-            return
+            if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
         }
+        if !held { limited.remove(id) }
+        // The jobs now first in these lanes run if they are first in all of theirs; one goes to
+        // this thread when it is a dispatcher thread that ran the released job.
         let me = pthread_self()
         let inline = runningOn[id].map { pthread_equal($0, me) != 0 } ?? false
         for key in keys {
-            guard var queue = lanes.removeValue(forKey: key) else { continue }
-            // The lane is free: the first job waiting in it that can take all its lanes gets it,
-            // and the rest keep waiting behind that job. Only the head is looked at, so a release
-            // costs the same however many jobs wait.
-            while let next = queue.popFirst() {
-                let nextKeys = lanesOf[ObjectIdentifier(next)] ?? []
-                if let busy = nextKeys.first(where: { lanes[$0] != nil }) {
-                    // A multi-lane job whose other lane is still held waits there instead.
-                    lanes[busy]!.append(next)
-                    continue
-                }
-                for k in nextKeys { lanes[k] = [] }
-                lanes[key] = queue
+            guard let next = lanes[key]?.first, !holders.contains(ObjectIdentifier(next)) else { continue }
+            if isFirst(next, in: lanesOf[ObjectIdentifier(next)] ?? []) {
                 start(next, handOffTo: inline ? me : nil)
-                break
             }
         }
+        if !held { wakeAll() }
     }
 
     /// A job that holds its lanes goes to the thread that asked for it, or to the ready queue.
@@ -130,6 +125,13 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         return keys.allSatisfy { lanes[$0] == nil }
     }
 
+    /// How many threads wait for work (for tests and diagnostics).
+    var idleThreads: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return idle.count
+    }
+
     /// Stops the threads once the queue is empty (they finish what they run).
     func stop() {
         condition.lock()
@@ -145,8 +147,15 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         var out = Array(ready) + Array(handoff.values)
         ready.removeAll()
         handoff.removeAll()
-        for (_, queue) in lanes { out.append(contentsOf: queue) }
-        for key in lanes.keys { lanes[key] = [] }
+        // Jobs waiting in lanes (once each, though a job may wait in two); the running ones stay.
+        var seen = Set<ObjectIdentifier>()
+        for key in Array(lanes.keys) {
+            for job in lanes[key]! where !holders.contains(ObjectIdentifier(job)) {
+                if seen.insert(ObjectIdentifier(job)).inserted { out.append(job) }
+            }
+            lanes[key]!.removeAll { !holders.contains(ObjectIdentifier($0)) }
+            if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
+        }
         return out
     }
 

@@ -1,0 +1,134 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import ECPWorker
+
+/// A job for the dispatcher alone: its number and the lanes it holds.
+private final class TestJob: Sendable {
+    let n: Int
+    let lanes: [String]
+    init(_ n: Int, _ lanes: [String]) {
+        self.n = n
+        self.lanes = lanes
+    }
+}
+
+/// What the jobs saw while they ran.
+private final class Record: Sendable {
+    struct State {
+        var order: [Int] = []
+        var running: [String: Int] = [:]
+        var overlaps = 0
+        var threads: Set<UInt> = []
+    }
+    let state = Mutex(State())
+    let done = DispatchSemaphore(value: 0)
+}
+
+/// Waits until `condition` holds, for at most `seconds`.
+private func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        if Date() > deadline { return false }
+        sched_yield()
+    }
+    return true
+}
+
+@Suite("Dispatcher")
+struct DispatcherTests {
+    private static func start(threads: Int, record: Record) -> Dispatcher<TestJob> {
+        let dispatcher = Dispatcher<TestJob>(threads: threads, name: "test-exec")
+        dispatcher.start { [dispatcher] job in
+            record.state.withLock { s in
+                for lane in job.lanes {
+                    s.running[lane, default: 0] += 1
+                    if s.running[lane]! > 1 { s.overlaps += 1 }
+                }
+                s.threads.insert(UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))))
+            }
+            usleep(UInt32(job.n % 3) * 100)
+            record.state.withLock { s in
+                for lane in job.lanes { s.running[lane]! -= 1 }
+                s.order.append(job.n)
+            }
+            dispatcher.release(job)
+            record.done.signal()
+        }
+        return dispatcher
+    }
+
+    @Test("jobs of one lane run one at a time, in the order they came, however many wait")
+    func oneLaneInOrder() {
+        let record = Record()
+        let dispatcher = Self.start(threads: 4, record: record)
+        defer { dispatcher.stop() }
+        let count = 500
+        for n in 0..<count { dispatcher.submit(TestJob(n, ["m1"]), lanes: ["m1"]) }
+        for _ in 0..<count { #expect(record.done.wait(timeout: .now() + 10) == .success) }
+        let s = record.state.withLock { $0 }
+        #expect(s.order == Array(0..<count))
+        #expect(s.overlaps == 0)
+    }
+
+    @Test("a job holding two lanes waits for both, and the jobs of each lane keep their order")
+    func twoLanes() {
+        let record = Record()
+        let dispatcher = Self.start(threads: 4, record: record)
+        defer { dispatcher.stop() }
+        var jobs: [TestJob] = []
+        for n in 0..<300 {
+            let lanes: [String] = n % 7 == 0 ? ["name", "uuid"] : (n % 2 == 0 ? ["name"] : ["uuid"])
+            jobs.append(TestJob(n, lanes))
+        }
+        for job in jobs { dispatcher.submit(job, lanes: job.lanes) }
+        for _ in jobs { #expect(record.done.wait(timeout: .now() + 10) == .success) }
+        let s = record.state.withLock { $0 }
+        #expect(s.overlaps == 0)
+        for lane in ["name", "uuid"] {
+            let expected = jobs.filter { $0.lanes.contains(lane) }.map(\.n)
+            #expect(s.order.filter { n in jobs[n].lanes.contains(lane) } == expected, "order in lane \(lane)")
+        }
+    }
+
+    @Test("jobs that come one by one to an idle pool all run on the thread that went idle last")
+    func idlePoolWakesTheLastIdleThread() {
+        let record = Record()
+        let threads = 6
+        let dispatcher = Self.start(threads: threads, record: record)
+        defer { dispatcher.stop() }
+        for n in 0..<40 {
+            #expect(eventually { dispatcher.idleThreads == threads }, "every thread idle before job \(n)")
+            dispatcher.submit(TestJob(n * 3, ["m\(n)"]), lanes: ["m\(n)"])
+            #expect(record.done.wait(timeout: .now() + 10) == .success)
+        }
+        #expect(record.state.withLock { $0.threads.count } == 1)
+    }
+}
+
+@Suite("Dispatcher: jobs taken out")
+struct DispatcherReleaseTests {
+    @Test("a waiting job that is released leaves its place; the jobs behind it run, in order")
+    func waitingJobReleased() {
+        let order = Mutex<[Int]>([])
+        let gate = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let dispatcher = Dispatcher<TestJob>(threads: 2, name: "test-exec")
+        dispatcher.start { [dispatcher] job in
+            if job.n == 0 { gate.wait() }
+            order.withLock { $0.append(job.n) }
+            dispatcher.release(job)
+            done.signal()
+        }
+        defer { dispatcher.stop() }
+        let jobs = (0..<5).map { TestJob($0, $0 == 2 ? ["a", "b"] : ["a"]) }
+        for job in jobs { dispatcher.submit(job, lanes: job.lanes) }
+        // Job 2 waits behind job 0 (which holds lane a until the gate opens): take it out.
+        dispatcher.release(jobs[2])
+        gate.signal()
+        for _ in 0..<4 { #expect(done.wait(timeout: .now() + 10) == .success) }
+        #expect(order.withLock { $0 } == [0, 1, 3, 4])
+        #expect(dispatcher.lanesIdle(["a", "b"]))
+    }
+}
