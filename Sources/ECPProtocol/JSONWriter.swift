@@ -207,7 +207,10 @@ public struct JSONWriter {
 
 extension AcceptedMessage {
     /// The message as JSON, written directly.
-    public func jsonData() -> Data {
+    public func jsonData() -> Data { Data(jsonBytes()) }
+
+    /// The message as JSON bytes, written directly.
+    public func jsonBytes() -> [UInt8] {
         var w = JSONWriter(capacity: 96)
         w.beginObject()
         w.key("type"); w.string(type)
@@ -215,13 +218,16 @@ extension AcceptedMessage {
         w.key("op"); w.string(op)
         if let machine { w.key("machine"); w.string(machine) }
         w.endObject()
-        return Data(w.bytes)
+        return w.bytes
     }
 }
 
 extension ResultMessage {
     /// The message as JSON, written directly; the inline error (rare) goes through `Codable`.
-    public func jsonData() -> Data {
+    public func jsonData() -> Data { Data(jsonBytes()) }
+
+    /// The message as JSON bytes, written directly.
+    public func jsonBytes() -> [UInt8] {
         var w = JSONWriter(capacity: 256)
         w.beginObject()
         w.key("type"); w.string(type)
@@ -245,14 +251,17 @@ extension ResultMessage {
         w.key("duration_ms"); w.double(durationMs)
         if let duplicate { w.key("duplicate"); w.bool(duplicate) }
         w.endObject()
-        return Data(w.bytes)
+        return w.bytes
     }
 }
 
 extension MachineEventMessage {
     /// The message as JSON, written directly (one per lifecycle event); the same fields as its
     /// `Codable` form, which leaves out a nil `state`.
-    public func jsonData() -> Data {
+    public func jsonData() -> Data { Data(jsonBytes()) }
+
+    /// The message as JSON bytes, written directly.
+    public func jsonBytes() -> [UInt8] {
         var w = JSONWriter(capacity: 160)
         w.beginObject()
         w.key("type"); w.string(type)
@@ -262,6 +271,6 @@ extension MachineEventMessage {
         w.key("detail"); w.string(detail)
         if let state { w.key("state"); w.string(state) }
         w.endObject()
-        return Data(w.bytes)
+        return w.bytes
     }
 }

@@ -57,6 +57,18 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     func submit(_ job: Job, lanes names: [String], limited isLimited: Bool = false) {
         condition.lock()
         defer { condition.unlock() }
+        enqueue(job, lanes: names, limited: isLimited)
+    }
+
+    /// Queues jobs together: each takes its place in its lanes before any of them can run, so a
+    /// job submitted meanwhile by another thread queues behind all of them.
+    func submit(_ batch: [(job: Job, lanes: [String])], limited isLimited: Bool = false) {
+        condition.lock()
+        defer { condition.unlock() }
+        for (job, names) in batch { enqueue(job, lanes: names, limited: isLimited) }
+    }
+
+    private func enqueue(_ job: Job, lanes names: [String], limited isLimited: Bool) {
         if isLimited { limited.insert(ObjectIdentifier(job)) }
         var keys: [String] = []
         for name in names where !keys.contains(name) { keys.append(name) }

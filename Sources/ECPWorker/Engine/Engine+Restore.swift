@@ -97,6 +97,7 @@ extension Engine {
                 "restore.machines": "\(entries.count)", "state.file": "\(store.path)",
             ])
         let group = DispatchGroup()
+        var jobs: [(job: Job, lanes: [String])] = []
         for (uuid, entry) in entries {
             group.enter()
             let command = Command(id: "restore-\(run.id)", op: .restore, machine: entry.name)
@@ -126,8 +127,11 @@ extension Engine {
                         durationMs: millis(since: begun)),
                     job)
             }
-            dispatcherSubmit(job, limited: true)
+            jobs.append((job, lanes))
         }
+        // All at once: a command for one of these machines that arrives while the restore runs
+        // waits for that machine's restore, even one the restore has not reached yet.
+        dispatcherSubmit(jobs)
         group.wait()
 
         run.lock.lock()

@@ -237,7 +237,7 @@ public final class Engine: Sendable {
         }
         sink.send(Outgoing(
             topic: topics.ack,
-            body: AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine).jsonData()))
+            body: AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine).jsonBytes()))
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
         if let timeout = command.timeoutMs {
@@ -273,6 +273,10 @@ public final class Engine: Sendable {
         dispatcher.submit(job, lanes: job.lanes, limited: limited)
     }
 
+    func dispatcherSubmit(_ jobs: [(job: Job, lanes: [String])]) {
+        dispatcher.submit(jobs, limited: true)
+    }
+
     func dispatcherRelease(_ job: Job) {
         dispatcher.release(job)
     }
@@ -306,8 +310,12 @@ public final class Engine: Sendable {
     // MARK: execution
 
     private func run(_ job: Job) {
-        // A job whose deadline passed while it waited is not run at all.
-        if job.isFinished { return }
+        // A job whose deadline passed while it waited is not run at all. Its lanes were freed
+        // when it was answered; if it was answered before it was queued, they are freed here.
+        if job.isFinished {
+            dispatcher.release(job)
+            return
+        }
         if let task = job.task {
             task(job)
             return
@@ -412,9 +420,9 @@ public final class Engine: Sendable {
     }
 
     /// A result's bytes with `"duplicate":true` as its first field.
-    static func markedDuplicate(_ body: Data) -> Data {
-        var out = Data("{\"duplicate\":true,".utf8)
-        out.append(body.dropFirst())
+    static func markedDuplicate(_ body: [UInt8]) -> [UInt8] {
+        var out = Array("{\"duplicate\":true,".utf8)
+        out.append(contentsOf: body[1...])
         return out
     }
 
@@ -439,7 +447,7 @@ public final class Engine: Sendable {
         counters.processed.add(1, ordering: .relaxed)
         if failed { counters.failed.add(1, ordering: .relaxed) }
         counters.inFlight.subtract(1, ordering: .relaxed)
-        let body = result.jsonData()
+        let body = result.jsonBytes()
         let waiters = cache.complete(command.id, result: body)
         sink.send(Outgoing(topic: topics.result, body: body, reply: job.origin.reply))
         if !waiters.isEmpty {
@@ -481,7 +489,7 @@ public final class Engine: Sendable {
             topic: topics.machine,
             body: MachineEventMessage(
                 machine: event.domainName, uuid: event.domainUUID, event: event.eventName,
-                detail: event.detailName, state: state?.name).jsonData()))
+                detail: event.detailName, state: state?.name).jsonBytes()))
     }
 
     /// The state a lifecycle event leaves the machine in, without asking libvirt from the event thread.

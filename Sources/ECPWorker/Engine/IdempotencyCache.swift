@@ -14,12 +14,12 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
         /// Running now: the waiter was added and gets the result when it ends.
         case running
         /// Done: here is the first execution's result, as published.
-        case done(Data)
+        case done([UInt8])
     }
 
     private enum Entry {
         case running([Waiter])
-        case done(Data)
+        case done([UInt8])
     }
 
     private let lock = Lock()
@@ -61,7 +61,7 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     }
 
     /// Records the result and returns the duplicates that waited for it.
-    func complete(_ id: String, result: Data) -> [Waiter] {
+    func complete(_ id: String, result: [UInt8]) -> [Waiter] {
         lock.lock()
         defer { lock.unlock() }
         switch entries.updateValue(.done(result), forKey: id) {

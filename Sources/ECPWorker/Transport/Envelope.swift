@@ -9,14 +9,18 @@ public struct Outgoing: Sendable {
     /// The events topic, e.g. `result.host1`.
     public var topic: String
     /// The message's own fields as a JSON object (with `type`), without the envelope fields.
-    public var body: Data
+    public var body: [UInt8]
     /// Where to send the same message as a direct reply, for commands that came in on the control socket.
     public var reply: ReplyRoute?
 
-    public init(topic: String, body: Data, reply: ReplyRoute? = nil) {
+    public init(topic: String, body: [UInt8], reply: ReplyRoute? = nil) {
         self.topic = topic
         self.body = body
         self.reply = reply
+    }
+
+    public init(topic: String, body: Data, reply: ReplyRoute? = nil) {
+        self.init(topic: topic, body: [UInt8](body), reply: reply)
     }
 }
 
@@ -56,12 +60,19 @@ public struct EnvelopeStamper: Sendable {
     /// The complete message: the envelope's fields first, then the body's.
     public mutating func stamp(_ body: Data) -> Data {
         var out = [UInt8]()
+        stamp([UInt8](body), into: &out)
+        return Data(out)
+    }
+
+    /// The complete message: the envelope's fields first, then the body's.
+    public mutating func stamp(_ body: [UInt8]) -> Data {
+        var out = [UInt8]()
         stamp(body, into: &out)
         return Data(out)
     }
 
     /// Writes the complete message into `out`, replacing what it held (its storage is reused).
-    public mutating func stamp(_ body: Data, into out: inout [UInt8]) {
+    public mutating func stamp(_ body: [UInt8], into out: inout [UInt8]) {
         seq += 1
         out.removeAll(keepingCapacity: true)
         out.reserveCapacity(prefix.count + body.count + 48)
@@ -73,7 +84,7 @@ public struct EnvelopeStamper: Sendable {
         // body is `{...}`: drop its opening brace, keep the rest (`}` alone for an empty object).
         if body.count > 2 {
             out.append(UInt8(ascii: ","))
-            out.append(contentsOf: body.dropFirst())
+            out.append(contentsOf: body[1...])
         } else {
             out.append(UInt8(ascii: "}"))
         }
