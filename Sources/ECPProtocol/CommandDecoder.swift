@@ -41,13 +41,29 @@ public struct CommandDecoder: Sendable {
         if data.isEmpty {
             return .failure(RequestError(reason: .malformedJSON, detail: "command frame is empty"))
         }
-        let parsed: Result<JSONValue, JSONSyntax.Problem> = data.withUnsafeBytes { buffer in
-            Result { () throws(JSONSyntax.Problem) -> JSONValue in try JSONSyntax.parse(buffer, maxDepth: limits.maxDepth) }
+        // The members the protocol names are picked as they are read (the last one wins when a
+        // name repeats, as in a JSON object); unknown ones are read and dropped.
+        var v: JSONValue?, id: JSONValue?, op: JSONValue?, machine: JSONValue?, timeout: JSONValue?, args: JSONValue?
+        let parsed: Result<JSONValue?, JSONSyntax.Problem> = data.withUnsafeBytes { buffer in
+            Result { () throws(JSONSyntax.Problem) -> JSONValue? in
+                try JSONSyntax.parseMembers(buffer, maxDepth: limits.maxDepth) { name, value in
+                    switch name {
+                    case "v": v = value
+                    case "id": id = value
+                    case "op": op = value
+                    case "machine": machine = value
+                    case "timeout_ms": timeout = value
+                    case "args": args = value
+                    default: break
+                    }
+                }
+            }
         }
-        let document: JSONValue
         switch parsed {
-        case .success(let value):
-            document = value
+        case .success(nil):
+            break
+        case .success(let document?):
+            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got \(document.typeDescription)"))
         case .failure(.tooDeep(let depth)):
             return .failure(RequestError(
                 reason: .tooLarge,
@@ -55,10 +71,7 @@ public struct CommandDecoder: Sendable {
         case .failure(.syntax(let what, let offset)):
             return .failure(RequestError(reason: .malformedJSON, detail: "command is not valid JSON: \(what) at byte \(offset)"))
         }
-        guard case .object(let object) = document else {
-            return .failure(RequestError(reason: .notAnObject, detail: "command must be a JSON object, got \(document.typeDescription)"))
-        }
-        let raw = RawCommand(object)
+        let raw = RawCommand(v: v, id: id, op: op, machine: machine, timeoutMs: timeout, args: args)
         return validate(raw)
     }
 
@@ -245,16 +258,16 @@ struct RawCommand {
     var args: Field<[String: JSONValue]>
     var timeoutMs: Field<Int>
 
-    init(_ object: [String: JSONValue]) {
-        v = Self.integer(object["v"])
-        id = Self.string(object["id"])
-        op = Self.string(object["op"])
-        machine = Self.string(object["machine"])
-        timeoutMs = Self.integer(object["timeout_ms"])
-        switch object["args"] {
-        case .none: args = .absent
-        case .object(let o)?: args = .value(o)
-        case let other?: args = .wrongType(other.typeDescription)
+    init(v: JSONValue?, id: JSONValue?, op: JSONValue?, machine: JSONValue?, timeoutMs: JSONValue?, args: JSONValue?) {
+        self.v = Self.integer(v)
+        self.id = Self.string(id)
+        self.op = Self.string(op)
+        self.machine = Self.string(machine)
+        self.timeoutMs = Self.integer(timeoutMs)
+        switch args {
+        case .none: self.args = .absent
+        case .object(let o)?: self.args = .value(o)
+        case let other?: self.args = .wrongType(other.typeDescription)
         }
     }
 

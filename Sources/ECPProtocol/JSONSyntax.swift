@@ -10,10 +10,20 @@ enum JSONSyntax {
         case tooDeep(Int)
     }
 
-    /// Parses a document into its value.
-    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(Problem) -> JSONValue {
+    /// Parses a document. When it is an object, its members go to `member` in order (a repeated
+    /// name comes again) instead of into a dictionary, and the result is nil; any other document
+    /// is returned as its value. Commands are objects of a few known members: this reads them
+    /// without building and then searching a dictionary.
+    static func parseMembers(
+        _ bytes: UnsafeRawBufferPointer, maxDepth: Int, member: (String, JSONValue) -> Void
+    ) throws(Problem) -> JSONValue? {
         var p = Parser(bytes: bytes, maxDepth: maxDepth)
-        return try p.run()
+        p.skipSpace()
+        guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { return try p.run() }
+        try p.members(member)
+        p.skipSpace()
+        if p.i < bytes.count { throw p.fail("unexpected \(p.describe(p.i)) after the document") }
+        return nil
     }
 
     private struct Parser {
@@ -88,15 +98,21 @@ enum JSONSyntax {
         }
 
         mutating func object() throws(Problem) -> JSONValue {
-            try enter()
             // Commands have a handful of members: one allocation, no rehashing as they are added.
-            var members: [String: JSONValue] = Dictionary(minimumCapacity: 8)
+            var object: [String: JSONValue] = Dictionary(minimumCapacity: 8)
+            try members { object[$0] = $1 }
+            return .object(object)
+        }
+
+        /// Reads an object, handing each member to `visit` in order (a repeated name comes again).
+        mutating func members(_ visit: (String, JSONValue) -> Void) throws(Problem) {
+            try enter()
             i += 1
             skipSpace()
             if i < bytes.count && bytes[i] == UInt8(ascii: "}") {
                 i += 1
                 depth -= 1
-                return .object(members)
+                return
             }
             while true {
                 skipSpace()
@@ -111,7 +127,7 @@ enum JSONSyntax {
                 i += 1
                 skipSpace()
                 let v = try value()
-                members[name] = v
+                visit(name, v)
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end of input in an object") }
                 if bytes[i] == UInt8(ascii: ",") {
@@ -121,7 +137,7 @@ enum JSONSyntax {
                 if bytes[i] == UInt8(ascii: "}") {
                     i += 1
                     depth -= 1
-                    return .object(members)
+                    return
                 }
                 throw fail("unexpected \(describe(i)), expected ',' or '}'")
             }
