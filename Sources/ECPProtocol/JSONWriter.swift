@@ -38,7 +38,7 @@ public struct JSONWriter {
         separate()
         bytes.append(UInt8(ascii: "\""))
         bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        Self.append("\":", to: &bytes)
         needsComma = false
     }
 
@@ -58,18 +58,16 @@ public struct JSONWriter {
     public mutating func bool(_ b: Bool) {
         separate()
         if b {
-            bytes.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
+            Self.append("true", to: &bytes)
         } else {
-            bytes.append(contentsOf: [
-                UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e"),
-            ])
+            Self.append("false", to: &bytes)
         }
         needsComma = true
     }
 
     public mutating func null() {
         separate()
-        bytes.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
+        Self.append("null", to: &bytes)
         needsComma = true
     }
 
@@ -165,6 +163,12 @@ public struct JSONWriter {
         }
     }
 
+    /// Appends ASCII text known at compile time, without an intermediate array.
+    @inline(__always)
+    public static func append(_ text: StaticString, to bytes: inout [UInt8]) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
     private static func hex(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
@@ -186,16 +190,15 @@ public struct JSONWriter {
             for (i, b) in utf8.enumerated() where b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<i]))
                 switch b {
-                case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-                case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case 0x0a: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-                case 0x0d: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-                case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case UInt8(ascii: "\""): Self.append("\\\"", to: &bytes)
+                case UInt8(ascii: "\\"): Self.append("\\\\", to: &bytes)
+                case 0x0a: Self.append("\\n", to: &bytes)
+                case 0x0d: Self.append("\\r", to: &bytes)
+                case 0x09: Self.append("\\t", to: &bytes)
                 default:
-                    bytes.append(contentsOf: [
-                        UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                        Self.hex(b >> 4), Self.hex(b & 0x0f),
-                    ])
+                    Self.append("\\u00", to: &bytes)
+                    bytes.append(Self.hex(b >> 4))
+                    bytes.append(Self.hex(b & 0x0f))
                 }
                 start = i + 1
             }

@@ -78,7 +78,7 @@ public struct EnvelopeStamper: Sendable {
         out.reserveCapacity(prefix.count + body.count + 48)
         out.append(contentsOf: prefix)
         JSONWriter.appendDecimal(Int64(seq), to: &out)
-        out.append(contentsOf: [UInt8(ascii: ","), UInt8(ascii: "\""), UInt8(ascii: "t"), UInt8(ascii: "s"), UInt8(ascii: "\""), UInt8(ascii: ":"), UInt8(ascii: "\"")])
+        JSONWriter.append(",\"ts\":\"", to: &out)
         clock.appendNow(to: &out)
         out.append(UInt8(ascii: "\""))
         // body is `{...}`: drop its opening brace, keep the rest (`}` alone for an empty object).
