@@ -42,7 +42,9 @@ public struct JSONWriter {
         needsComma = false
     }
 
-    public mutating func key(_ name: String) {
+    /// A member name known only at run time (escaped as needed). `key(_:)` with a literal takes
+    /// the static text as it is.
+    public mutating func key(dynamic name: String) {
         separate()
         appendEscaped(name)
         bytes.append(UInt8(ascii: ":"))
@@ -156,7 +158,7 @@ public struct JSONWriter {
         case .object(let o):
             beginObject()
             for (k, element) in o {
-                key(k)
+                key(dynamic: k)
                 value(element)
             }
             endObject()

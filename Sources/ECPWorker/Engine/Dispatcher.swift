@@ -1,5 +1,6 @@
 import DequeModule
 import Glibc
+import Synchronization
 
 /// Runs jobs on a bounded pool of threads of its own (libvirt calls block, so they stay off
 /// Swift's cooperative pool), one job at a time per lane (per machine), lanes in parallel.
@@ -12,7 +13,11 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     /// Each busy lane's jobs in arrival order. The head holds the lane once it is the head of
     /// every lane it names; the others wait behind it. A job that names two lanes waits in both,
     /// so it keeps its place in each.
-    private var lanes: [String: Deque<Job>] = [:]
+    private var lanes: [String: Deque<Job>] = [:] {
+        didSet { busyLanes.store(lanes.count, ordering: .releasing) }
+    }
+    /// How many lanes are busy, readable without the lock.
+    private let busyLanes = Atomic<Int>(0)
     private var lanesOf: [ObjectIdentifier: [String]] = [:]
     /// Jobs that hold their lanes (ready or running), as opposed to waiting in a lane.
     private var holders: Set<ObjectIdentifier> = []
@@ -132,6 +137,8 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
 
     /// Whether no job holds or waits for any of these lanes.
     func lanesIdle(_ keys: [String]) -> Bool {
+        // No lane busy at all (the usual case for reads): no lock, no lookup.
+        if busyLanes.load(ordering: .acquiring) == 0 { return true }
         condition.lock()
         defer { condition.unlock() }
         return keys.allSatisfy { lanes[$0] == nil }

@@ -260,7 +260,7 @@ public final class Engine: Sendable {
             finish(job, outcome: operations.run(command))
         case .status, .list:
             if inlineReads && dispatcher.lanesIdle(job.lanes) {
-                finish(job, outcome: operations.run(command))
+                finish(job, outcome: operations.run(command), queued: false)
             } else {
                 dispatcherSubmit(job)
             }
@@ -341,7 +341,8 @@ public final class Engine: Sendable {
         dispatcher.release(job)
     }
 
-    private func finish(_ job: Job, outcome: OpOutcome) {
+    /// Answers a job; `queued` says whether it went through the dispatcher (whose lanes it then frees).
+    private func finish(_ job: Job, outcome: OpOutcome, queued: Bool = true) {
         guard job.claim() else {
             var metadata = commandMetadata(job.command)
             metadata["command.late"] = "true"
@@ -350,7 +351,7 @@ public final class Engine: Sendable {
             return
         }
         publishResult(job, outcome: outcome)
-        dispatcher.release(job)
+        if queued { dispatcher.release(job) }
     }
 
     private func publishResult(_ job: Job, outcome: OpOutcome) {

@@ -98,7 +98,8 @@ struct Operations: Sendable {
 
     private func onMachine(_ command: Command) -> OpOutcome {
         let machine = command.machine ?? ""
-        let action = actionPhrase(command.op, machine)
+        // The phrase for an error's summary, made only when there is an error.
+        var action: String { actionPhrase(command.op, machine) }
         let conn: Connection
         do { conn = try session.connection() } catch { return .failed(.libvirt(error, action: action)) }
         do {
