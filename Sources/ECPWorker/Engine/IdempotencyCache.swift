@@ -62,6 +62,9 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
 
     /// Records the result and returns the duplicates that waited for it.
     func complete(_ id: String, result: [UInt8]) -> [Waiter] {
+        // Kept in a buffer of its own size: the writer's buffer has room to spare, and thousands
+        // of results are kept.
+        let result = result.withUnsafeBufferPointer { [UInt8]($0) }
         lock.lock()
         defer { lock.unlock() }
         switch entries.updateValue(.done(result), forKey: id) {
