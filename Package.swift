@@ -30,12 +30,13 @@ let package = Package(
             providers: [.apt(["libvirt-dev"])]
         ),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
-        .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+        .target(name: "Threading"),
+        .target(name: "Libvirt", dependencies: ["CLibvirt", "Threading"]),
         .target(name: "ECPProtocol"),
         .target(
             name: "ECPWorker",
             dependencies: [
-                "ZeroMQ", "Libvirt", "ECPProtocol",
+                "ZeroMQ", "Libvirt", "ECPProtocol", "Threading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),

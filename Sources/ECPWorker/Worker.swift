@@ -4,6 +4,7 @@ import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import ZeroMQ
+import Threading
 
 /// The worker's version, reported in `worker.started` and `--version`.
 public enum WorkerVersion {

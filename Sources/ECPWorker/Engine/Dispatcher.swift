@@ -1,6 +1,7 @@
 import DequeModule
 import Glibc
 import Synchronization
+import Threading
 
 /// Runs jobs on a bounded pool of threads of its own (libvirt calls block, so they stay off
 /// Swift's cooperative pool), one job at a time per lane (per machine), lanes in parallel.

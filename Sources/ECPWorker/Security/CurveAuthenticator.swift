@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ZeroMQ
+import Threading
 
 /// The worker's CURVE settings: its own key pair and the public keys of the clients it admits.
 public struct CurveSettings: Sendable {

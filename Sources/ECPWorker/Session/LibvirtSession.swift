@@ -1,5 +1,6 @@
 import Libvirt
 import Logging
+import Threading
 
 /// Holds the worker's libvirt connection: opens it, notices when it is lost (the close callback,
 /// or a failing call whose connection is no longer alive), and reconnects by itself with backoff.

@@ -2,6 +2,7 @@ import Dispatch
 import FoundationEssentials
 import Glibc
 import Logging
+import Threading
 
 /// Keeps the state table in memory and on disk.
 ///

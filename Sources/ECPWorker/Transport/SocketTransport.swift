@@ -4,6 +4,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ZeroMQ
+import Threading
 
 /// The worker's three sockets and the one thread that owns them.
 ///

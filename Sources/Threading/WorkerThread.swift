@@ -1,10 +1,11 @@
 import Glibc
 
 /// Threads of the worker's own, outside Swift's cooperative pool, for work that blocks: the
-/// I/O loop in `zmq_poll`, libvirt calls, the state writer waiting for changes.
-enum WorkerThread {
+/// I/O loop in `zmq_poll`, libvirt calls and libvirt's event loop, the state writer waiting for
+/// changes.
+public enum WorkerThread {
     /// The longest thread name Linux keeps, in bytes (16 with the terminating NUL).
-    static let maxNameLength = 15
+    public static let maxNameLength = 15
 
     /// Starts a detached thread running `body`; the thread ends when `body` returns.
     ///
@@ -13,7 +14,7 @@ enum WorkerThread {
     ///     ``maxNameLength`` bytes are kept.
     ///   - stackSize: the stack size in bytes; nil for the system default.
     ///   - body: what the thread runs.
-    static func start(name: String? = nil, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) {
+    public static func start(name: String? = nil, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
