@@ -5,7 +5,7 @@ import Glibc
 final class Lock: @unchecked Sendable {
     // Safety of @unchecked Sendable: the mutex is what makes concurrent use safe; it lives at a
     // fixed address of its own, as pthread requires.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     init() {
         mutex.initialize(to: pthread_mutex_t())
@@ -33,84 +33,64 @@ final class Lock: @unchecked Sendable {
 /// As with any condition variable a wait may end without a signal, so waiters re-check their
 /// state in a loop.
 final class Condition: @unchecked Sendable {
-    // Safety of @unchecked Sendable: as for `Lock`; the condition is only used under the mutex.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Safety of @unchecked Sendable: as for `Lock`; the condition is only used under the lock.
+    private let mutex = Lock()
+    private let condition: Waiter
 
     init() {
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-        // Timed waits measure on the monotonic clock: setting the system time does not shorten
-        // or stretch them.
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
+        condition = Waiter(on: mutex)
     }
 
     func lock() {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
     }
 
     func unlock() {
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     /// Waits for a signal; the caller holds the lock, and holds it again on return.
     func wait() {
-        pthread_cond_wait(condition, mutex)
+        condition.wait()
     }
 
     /// Waits for a signal at most `seconds`; the caller holds the lock, and holds it again on
     /// return. Returns false when the time ran out.
     @discardableResult
     func wait(seconds: Double) -> Bool {
-        let seconds = max(0, seconds)
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let whole = seconds.rounded(.down)
-        deadline.tv_sec += Int(whole)
-        deadline.tv_nsec += Int((seconds - whole) * 1_000_000_000)
-        if deadline.tv_nsec >= 1_000_000_000 {
-            deadline.tv_sec += 1
-            deadline.tv_nsec -= 1_000_000_000
-        }
-        return pthread_cond_timedwait(condition, mutex, &deadline) != ETIMEDOUT
+        condition.wait(seconds: seconds)
     }
 
     /// Wakes one waiting thread; call it holding the lock.
     func signal() {
-        pthread_cond_signal(condition)
+        condition.signal()
     }
 
     /// Wakes every waiting thread; call it holding the lock.
     func broadcast() {
-        pthread_cond_broadcast(condition)
+        condition.broadcast()
     }
 
     /// A condition variable of its own on this lock: a pool of threads gives one to each thread,
     /// so that it can wake the one it chooses (the one that went idle last, whose caches are warm).
-    func makeWaiter() -> Waiter { Waiter(mutex: mutex) }
+    func makeWaiter() -> Waiter { Waiter(on: mutex) }
 
-    /// One thread's condition variable on a `Condition`'s lock.
+    /// A condition variable on a `Condition`'s lock (its own, or one thread's).
     final class Waiter: @unchecked Sendable {
-        // Safety of @unchecked Sendable: used only under the lock it was made from.
-        private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+        // Safety of @unchecked Sendable: used only under the lock it was made on, which it keeps.
+        private let lock: Lock
         private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-        fileprivate init(mutex: UnsafeMutablePointer<pthread_mutex_t>) {
-            self.mutex = mutex
+        fileprivate init(on lock: Lock) {
+            self.lock = lock
+            // Timed waits measure on the monotonic clock: setting the system time does not
+            // shorten or stretch them.
+            var attributes = pthread_condattr_t()
+            pthread_condattr_init(&attributes)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
             condition.initialize(to: pthread_cond_t())
-            pthread_cond_init(condition, nil)
+            pthread_cond_init(condition, &attributes)
+            pthread_condattr_destroy(&attributes)
         }
 
         deinit {
@@ -120,12 +100,32 @@ final class Condition: @unchecked Sendable {
 
         /// Waits for a signal; the caller holds the lock, and holds it again on return.
         func wait() {
-            pthread_cond_wait(condition, mutex)
+            pthread_cond_wait(condition, lock.mutex)
         }
 
-        /// Wakes the thread waiting here; call it holding the lock.
+        /// Waits for a signal at most `seconds`; false when the time ran out.
+        func wait(seconds: Double) -> Bool {
+            let seconds = max(0, seconds)
+            var deadline = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &deadline)
+            let whole = seconds.rounded(.down)
+            deadline.tv_sec += Int(whole)
+            deadline.tv_nsec += Int((seconds - whole) * 1_000_000_000)
+            if deadline.tv_nsec >= 1_000_000_000 {
+                deadline.tv_sec += 1
+                deadline.tv_nsec -= 1_000_000_000
+            }
+            return pthread_cond_timedwait(condition, lock.mutex, &deadline) != ETIMEDOUT
+        }
+
+        /// Wakes one thread waiting here; call it holding the lock.
         func signal() {
             pthread_cond_signal(condition)
+        }
+
+        /// Wakes every thread waiting here; call it holding the lock.
+        func broadcast() {
+            pthread_cond_broadcast(condition)
         }
     }
 }
