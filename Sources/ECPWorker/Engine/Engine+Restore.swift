@@ -5,6 +5,7 @@ import Glibc
 import Libvirt
 import Logging
 import Synchronization
+import Threading
 
 /// Settings of the state restore.
 public struct RestoreSettings: Sendable {
@@ -131,7 +132,7 @@ extension Engine {
         }
         // All at once: a command for one of these machines that arrives while the restore runs
         // waits for that machine's restore, even one the restore has not reached yet.
-        dispatcherSubmit(jobs)
+        dispatcherSubmit(jobs, limited: true)
         group.wait()
 
         run.lock.lock()

@@ -273,8 +273,8 @@ public final class Engine: Sendable {
         dispatcher.submit(job, lanes: job.lanes, limited: limited)
     }
 
-    func dispatcherSubmit(_ jobs: [(job: Job, lanes: [String])]) {
-        dispatcher.submit(jobs, limited: true)
+    func dispatcherSubmit(_ jobs: [(job: Job, lanes: [String])], limited: Bool) {
+        dispatcher.submit(jobs, limited: limited)
     }
 
     func dispatcherRelease(_ job: Job) {

@@ -58,13 +58,6 @@ public struct EnvelopeStamper: Sendable {
     }
 
     /// The complete message: the envelope's fields first, then the body's.
-    public mutating func stamp(_ body: Data) -> Data {
-        var out = [UInt8]()
-        stamp([UInt8](body), into: &out)
-        return Data(out)
-    }
-
-    /// The complete message: the envelope's fields first, then the body's.
     public mutating func stamp(_ body: [UInt8]) -> Data {
         var out = [UInt8]()
         stamp(body, into: &out)
@@ -129,15 +122,6 @@ public enum Timestamp {
             out.append(zero + UInt8(millis % 10))
             out.append(UInt8(ascii: "Z"))
         }
-    }
-
-    static func append(seconds: Int, millis: Int, to out: inout [UInt8]) {
-        appendSecond(seconds, to: &out)
-        let zero = UInt8(ascii: "0")
-        out.append(zero + UInt8(millis / 100))
-        out.append(zero + UInt8(millis / 10 % 10))
-        out.append(zero + UInt8(millis % 10))
-        out.append(UInt8(ascii: "Z"))
     }
 
     /// `2026-11-25T20:31:07.`: everything before the milliseconds.
