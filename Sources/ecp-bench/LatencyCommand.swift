@@ -23,16 +23,14 @@ struct LatencyCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if spawn.testMachines != nil && !target.spawn { throw ValidationError("--test-machines needs --spawn: it sets up the started worker's host") }
+        try spawn.check(against: target)
         try LoadBounds.check(count: count, window: 1)
     }
 
     func run() throws {
         try guarded {
             let report = try LoadRunner(
-                spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
-                workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
-                count: count, window: 1, label: "latency", testMachines: spawn.testMachines
+                target: target, spawn: spawn, load: load, count: count, window: 1, label: "latency"
             ).run()
             emitLoad(report, name: "latency", asJSON: output.json)
             return report.exitStatus

@@ -41,16 +41,14 @@ struct ThroughputCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if spawn.testMachines != nil && !target.spawn { throw ValidationError("--test-machines needs --spawn: it sets up the started worker's host") }
+        try spawn.check(against: target)
         try LoadBounds.check(count: count, window: window)
     }
 
     func run() throws {
         try guarded {
             let report = try LoadRunner(
-                spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
-                workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
-                count: count, window: window, label: "throughput", testMachines: spawn.testMachines
+                target: target, spawn: spawn, load: load, count: count, window: window, label: "throughput"
             ).run()
             emitLoad(report, name: "throughput", asJSON: output.json)
             return report.exitStatus

@@ -157,6 +157,8 @@ struct LoadRunner {
         let begin = Clock.nanos()
         let deadline = begin + Clock.ns(seconds: load.timeoutS ?? defaultTimeoutS)
         let mix = try OpMix(parsing: load.mix)
+        // A started worker's generated host, when asked for.
+        let fixture = spawnWorker ? testMachines.map { RestoreFixture(count: $0, running: true) } : nil
         let context = try Context()
         let worker: SpawnedWorker?
         let session: LoadSession
@@ -164,7 +166,7 @@ struct LoadRunner {
         let pid: Int32?
 
         if spawnWorker {
-            let started = try startWorker(context: context, deadline: deadline)
+            let started = try startWorker(context: context, deadline: deadline, host: fixture)
             (session, worker) = (started.0, started.1)
             workerID = session.workerID
             pid = started.1.pid
@@ -190,8 +192,8 @@ struct LoadRunner {
 
         // Each machine's state now: the suspend/resume pairs start from it, and it is put back at the end.
         var machines = load.machineList
-        if spawnWorker, let n = testMachines, load.machine == nil, load.machines == nil {
-            machines = RestoreFixture(count: n, running: true).machines.map(\.name)
+        if let fixture, load.machine == nil, load.machines == nil {
+            machines = fixture.machines.map(\.name)
         }
         var pausedAtStart = [Bool](repeating: false, count: machines.count)
         if mix.needsMachine {
@@ -260,11 +262,19 @@ struct LoadRunner {
             handshakeMs: handshakeMs, memory: memory, notRestored: notRestored)
     }
 
-    /// Starts a worker on free ports, its commands socket connected to the bench's PUB, and waits
-    /// until its control socket answers. A worker that could not bind (a port taken since it was
+    /// Starts a worker on free ports (on `host` when given, else on `test:///default`), its commands
+    /// socket connected to the bench's PUB, and waits until its control socket answers. A worker that could not bind (a port taken since it was
     /// found free) is started again on other ports, up to three times.
-    private func startWorker(context: Context, deadline: UInt64) throws -> (LoadSession, SpawnedWorker) {
+    private func startWorker(context: Context, deadline: UInt64, host: RestoreFixture?) throws -> (LoadSession, SpawnedWorker) {
         let directory = try Cleanup.makeDirectory(label)
+        var uri = "test:///default"
+        if let host {
+            let node = directory.appendingPathComponent("node.xml").path
+            guard FileManager.default.createFile(atPath: node, contents: Data(host.nodeXML.utf8)) else {
+                throw BenchFailure(2, "cannot write the test-driver node file \(node)")
+            }
+            uri = "test://" + node
+        }
         var lastLog = ""
         for attempt in 1...3 {
             let ports = try SpawnedWorker.freePorts(3)
@@ -280,14 +290,6 @@ struct LoadRunner {
                 continue
             }
             guard let commands = session.commandsBoundAddress else { throw BenchFailure(2, "cannot read the commands port") }
-            var uri = "test:///default"
-            if let n = testMachines {
-                let node = directory.appendingPathComponent("node.xml").path
-                guard FileManager.default.createFile(atPath: node, contents: Data(RestoreFixture(count: n, running: true).nodeXML.utf8)) else {
-                    throw BenchFailure(2, "cannot write the test-driver node file \(node)")
-                }
-                uri = "test://" + node
-            }
             let arguments = [
                 "--worker-id", "bench",
                 "--libvirt-uri", uri,
@@ -322,5 +324,16 @@ struct LoadRunner {
         } catch {
             throw BenchFailure(2, "\(name): \(text.debugDescription) is not an endpoint (@tcp://host:port binds, >tcp://host:port connects)")
         }
+    }
+}
+
+extension LoadRunner {
+    /// A run as `throughput` and `latency` take it from their command lines (in an extension, so
+    /// the memberwise initialiser stays).
+    init(target: TargetOptions, spawn: SpawnOptions, load: LoadOptions, count: Int, window: Int, label: String) {
+        self.init(
+            spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
+            workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
+            count: count, window: window, label: label, testMachines: spawn.testMachines)
     }
 }

@@ -55,6 +55,13 @@ struct SpawnOptions: ParsableArguments {
             throw ValidationError("--test-machines must be between 1 and 10000, got \(n)")
         }
     }
+
+    /// `--test-machines` sets up the host of a worker the bench starts: it needs `--spawn`.
+    func check(against target: TargetOptions) throws {
+        if testMachines != nil && !target.spawn {
+            throw ValidationError("--test-machines needs --spawn: it sets up the started worker's host")
+        }
+    }
 }
 
 /// What a load run sends.
