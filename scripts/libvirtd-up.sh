@@ -27,7 +27,7 @@ if pgrep -x libvirtd >/dev/null; then
   exit 2
 fi
 
-need=(libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients)
+need=(libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,7 +37,9 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-command -v qemu-system-x86_64 >/dev/null || { say "qemu-system-x86_64 is not installed"; exit 2; }
+for prog in qemu-system-x86_64 libvirtd virtlogd virsh; do
+  command -v "$prog" >/dev/null || { say "$prog is not installed"; exit 2; }
+done
 
 # QEMU runs as root here without a security driver: a test host, not a production one. The
 # packaged qemu.conf is kept aside and put back by libvirtd-down.sh.
