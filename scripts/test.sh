@@ -16,6 +16,12 @@ if ! scripts/libvirtd-up.sh; then
   fi
   echo "test: qemu:///system is not available; the hypervisor tier will be skipped" >&2
 fi
+# The tier's guest with an OS, made from Debian's packages and cached (the tests locate it with
+# the same script; making it here first says plainly when it cannot be made).
+if ! scripts/test-guest.sh >/dev/null && [[ "${ECP_REQUIRE_HYPERVISOR:-}" == "1" ]]; then
+  echo "test: the hypervisor tier's test guest could not be made" >&2
+  exit 1
+fi
 
 start=$(date +%s)
 swift build --build-tests

@@ -30,6 +30,8 @@ public struct WorkerConfiguration: Sendable {
     public var dedupeIDs: Int = 10_000
     public var dedupeWindowSeconds: Double = 600
     public var restore = RestoreSettings()
+    /// How often a waiting `shutdown` repeats its ACPI request (0: once only).
+    public var shutdownRetryMs = EngineConfiguration.defaultShutdownRetryMs
     /// The worker's CURVE key pair file, and the directory of admitted client keys (`*.pub`):
     /// both set switch CURVE on for every socket.
     public var curveKeyFile: String?
@@ -60,6 +62,9 @@ public struct WorkerConfiguration: Sendable {
         }
         if restore.parallel < 1 || restore.parallel > 256 { return "--restore-parallel: must be between 1 and 256, got \(restore.parallel)" }
         if restore.staggerMs < 0 || restore.staggerMs > 600_000 { return "--restore-stagger-ms: must be between 0 and 600000, got \(restore.staggerMs)" }
+        if shutdownRetryMs != 0 && (shutdownRetryMs < 100 || shutdownRetryMs > 600_000) {
+            return "--shutdown-retry-ms: must be 0 (send once) or between 100 and 600000, got \(shutdownRetryMs)"
+        }
         if restore.machineTimeoutMs < 1 { return "--restore-timeout-ms: must be positive, got \(restore.machineTimeoutMs)" }
         if stateFile.isEmpty { return "--state-file: must not be empty" }
         if limits.maxDocumentBytes < 256 || Int64(limits.maxDocumentBytes) > maxFrameBytes {
@@ -127,7 +132,7 @@ public final class Worker: Service, Sendable {
             configuration: EngineConfiguration(
                 workerID: c.workerID, libvirtURI: c.libvirtURI, stateFile: c.stateFile, maxParallel: c.maxParallel,
                 limits: c.limits, dedupeCapacity: c.dedupeIDs, dedupeWindowSeconds: c.dedupeWindowSeconds,
-                restore: c.restore, maxQueue: c.maxQueue),
+                restore: c.restore, maxQueue: c.maxQueue, shutdownRetryMs: c.shutdownRetryMs),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
         do {

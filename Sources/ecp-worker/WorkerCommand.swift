@@ -61,6 +61,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds that commands in flight may take to finish at shutdown (env ECP_SHUTDOWN_GRACE_S).")
     var shutdownGraceS: Double = env("SHUTDOWN_GRACE_S").flatMap { Double($0) } ?? 10
 
+    @Option(help: "Milliseconds between repeats of the ACPI power-off request while a shutdown waits (wait_ms): a guest ignores it until its OS listens; 0 sends it once (env ECP_SHUTDOWN_RETRY_MS).")
+    var shutdownRetryMs: Int = envInt("SHUTDOWN_RETRY_MS", EngineConfiguration.defaultShutdownRetryMs)
+
     @Option(help: "Largest frame in bytes; a peer sending more is dropped by ZeroMQ (env ECP_MAX_FRAME_BYTES; default 4 MiB).")
     var maxFrameBytes: Int = envInt("MAX_FRAME_BYTES", 0)
 
@@ -124,6 +127,7 @@ struct WorkerCommand: AsyncParsableCommand {
         c.maxParallel = maxParallel
         c.heartbeatMs = heartbeatMs
         c.shutdownGraceSeconds = shutdownGraceS
+        c.shutdownRetryMs = shutdownRetryMs
         // A limit not given follows the ones given: each at most the one that contains it.
         let frame = maxFrameBytes > 0 ? maxFrameBytes : max(4 << 20, maxCommandBytes, maxXmlBytes)
         let command = maxCommandBytes > 0 ? maxCommandBytes : min(1 << 20, frame)

@@ -6,8 +6,10 @@ import Testing
 import Glibc
 #endif
 
-/// The real-hypervisor tier: the worker on `qemu:///system` with real QEMU guests (TCG, 32 MiB,
-/// no disk, no NIC, no operating system), and `virsh` acting behind its back.
+/// The real-hypervisor tier: the worker on `qemu:///system` with real QEMU guests (TCG, no disk,
+/// no NIC), and `virsh` acting behind its back. Most guests have no operating system (32 MiB, they
+/// ignore ACPI: the force path); those that must act as a guest does run the test guest's OS
+/// (scripts/test-guest.sh; HypervisorGuestOSTests.swift and the host-reboot story).
 ///
 /// It runs when `qemu:///system` answers (scripts/libvirtd-up.sh brings it up). When it does not,
 /// the tier is skipped with the reason printed, except in CI (`CI=true`) or with
@@ -412,7 +414,7 @@ struct HypervisorTests {
 
     // MARK: 4. host reboot
 
-    @Test("host reboot: the next worker starts exactly the guests that ran, reports the missing and the skipped")
+    @Test("host reboot: the next worker boots exactly the guests that ran (their OS comes up again), reports the missing and the skipped")
     func hostReboot() throws {
         try HypervisorHost.require()
         let lock = try HypervisorTierLock()
@@ -421,7 +423,7 @@ struct HypervisorTests {
         defer { guests.cleanup() }
         let state = try HypervisorStateDirectory()
         let workerID = WorkerProcess.uniqueID(prefix: "hv")
-        try guests.define([1, 2, 3, 4, 5])
+        try guests.defineWithOS([1, 2, 3, 4, 5])
 
         // First run: guests 1-4 started through the worker, 5 left shut off; a graceful stop.
         do {
@@ -432,7 +434,10 @@ struct HypervisorTests {
             }
             #expect(worker.stop() == 0, "a graceful stop exits 0\n\(worker.logTail())")
         }
-        for n in 1...4 { #expect(try HypervisorHost.state(guests.name(n)) == "running") }
+        for n in 1...4 {
+            #expect(try HypervisorHost.state(guests.name(n)) == "running")
+            try guests.waitForConsole(n, "listening")
+        }
         let table = try state.table()
         for n in 1...4 {
             #expect(table["machines"]?[guests.uuid(n)]?["desired"] == "running", "\(table)")
@@ -522,7 +527,12 @@ struct HypervisorTests {
         #expect(summary["total"]?.intValue == Int64(5 + foreign.count), "\(summary)")
         #expect(summary["counts"] == .object(counts.mapValues { .int($0) }), "\(summary)")
 
-        for n in 1...3 { #expect(try HypervisorHost.state(guests.name(n)) == "running", "\(guests.name(n))") }
+        for n in 1...3 {
+            #expect(try HypervisorHost.state(guests.name(n)) == "running", "\(guests.name(n))")
+            // Not just a QEMU process: the guest's OS booted a second time.
+            try guests.waitForConsole(n, "listening", count: 2)
+        }
+        #expect(guests.consoleCount(5, "booted") == 0, "the guest that was off stays off: \(guests.console(5))")
         #expect(try HypervisorHost.state(guests.name(4)) == nil)
         #expect(try HypervisorHost.state(guests.name(5)) == "shutoff")
         #expect(r["machines"]?[guests.uuid(4)]?["name"] == .string(guests.name(4)), "a missing machine's entry is kept: \(report)")

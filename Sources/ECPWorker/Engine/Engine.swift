@@ -41,13 +41,19 @@ public struct EngineConfiguration: Sendable {
     public var restore: RestoreSettings
     /// Commands accepted and not yet answered, past which new ones are answered `busy`.
     public var maxQueue: Int = 10_000
+    /// While a `shutdown` waits (`wait_ms`), the ACPI request is sent again this often: a guest
+    /// ignores the power button until its OS listens for it. 0 sends it once.
+    public var shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
+
+    public static let defaultShutdownRetryMs = 5_000
 
     public init(
         workerID: String, libvirtURI: String, stateFile: String, maxParallel: Int = 8, limits: CommandLimits = .default,
         dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init(),
-        maxQueue: Int = 10_000
+        maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
     ) {
         self.maxQueue = maxQueue
+        self.shutdownRetryMs = shutdownRetryMs
         self.workerID = workerID
         self.stateFile = stateFile
         self.restore = restore
@@ -159,7 +165,8 @@ public final class Engine: Sendable {
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
             onEvent: { event in box.engine?.handleLifecycle(event) })
-        self.operations = Operations(session: session, startedAt: startedAt)
+        self.operations = Operations(
+            session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs)
         self.dispatcher = Dispatcher<Job>(
             threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
         box.engine = self
@@ -460,9 +467,7 @@ public final class Engine: Sendable {
     }
 
     func commandMetadata(_ command: Command) -> Logger.Metadata {
-        var m: Logger.Metadata = ["command.id": "\(command.id)", "command.op": "\(command.op.rawValue)"]
-        if let machine = command.machine { m["machine.name"] = "\(machine)" }
-        return m
+        command.logMetadata
     }
 
     // MARK: events
@@ -577,5 +582,14 @@ public final class Engine: Sendable {
         }
         store.recordShutdown(observations: observations)
         logger.info("machine states saved for the next start", metadata: ["state.file": "\(store.path)", "state.machines": "\(observations.count)"])
+    }
+}
+
+extension Command {
+    /// What every log line about this command carries.
+    var logMetadata: Logger.Metadata {
+        var m: Logger.Metadata = ["command.id": "\(id)", "command.op": "\(op.rawValue)"]
+        if let machine { m["machine.name"] = "\(machine)" }
+        return m
     }
 }

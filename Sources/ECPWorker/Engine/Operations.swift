@@ -1,6 +1,7 @@
 import ECPProtocol
 import Glibc
 import Libvirt
+import Logging
 
 /// What an operation came to, before it is written as a result.
 struct OpOutcome: Sendable {
@@ -34,6 +35,9 @@ enum OpFailure: Error, Sendable {
 struct Operations: Sendable {
     let session: LibvirtSession
     let startedAt: UInt64
+    let logger: Logger
+    /// How often a waiting `shutdown` repeats its ACPI request (0: never).
+    let shutdownRetryMs: Int
 
     func run(_ command: Command) -> OpOutcome {
         switch command.op {
@@ -226,14 +230,33 @@ struct Operations: Sendable {
     }
 
     /// ACPI shutdown; with `wait_ms`, waits for the machine to be off, and with `force`, destroys
-    /// it when it is not off by then.
+    /// it when it is not off by then. A guest whose OS is not listening yet loses a press of the
+    /// power button, so while it waits the request is repeated every `shutdownRetryMs`.
     private func shutdown(_ d: Domain, command: Command, outcome o: inout OpOutcome) throws {
         try d.shutdown()
         guard let waitMs = command.args.waitMs else { return }
         let deadline = monotonicNanos() + UInt64(waitMs) * 1_000_000
+        let retryNanos = UInt64(shutdownRetryMs) * 1_000_000
+        var nextRequest = retryNanos > 0 ? monotonicNanos() + retryNanos : UInt64.max
+        var requests = 1
         var pause: UInt32 = 10_000
         while monotonicNanos() < deadline {
             if try Self.stateAfterStop(d) == .shutoff { return }
+            if monotonicNanos() >= nextRequest {
+                requests += 1
+                var metadata = command.logMetadata
+                metadata["shutdown.request"] = "\(requests)"
+                metadata["shutdown.retry_ms"] = "\(shutdownRetryMs)"
+                logger.info("guest not off yet; shutdown request sent again", metadata: metadata)
+                do {
+                    try d.shutdown()
+                } catch {
+                    // It may have powered off since the last look.
+                    if (try? Self.stateAfterStop(d)) == .shutoff { return }
+                    throw error
+                }
+                nextRequest = monotonicNanos() + retryNanos
+            }
             usleep(pause)
             pause = min(pause * 2, 200_000)
         }

@@ -374,8 +374,67 @@ final class HypervisorGuests: Sendable {
             + "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>"
     }
 
+    // MARK: guests with an operating system
+
+    /// Where the consoles of this test's OS guests are written (one file per guest, appended to
+    /// across boots).
+    var consoleDirectory: String { "/tmp/\(prefix)-consoles" }
+
+    /// The console file of guest `n`.
+    func consolePath(_ n: Int) -> String { "\(consoleDirectory)/\(n).log" }
+
+    /// The domain XML of guest `n` with the test guest's OS (scripts/test-guest.sh): 96 MiB,
+    /// direct kernel boot, ACPI, and its serial console in ``consolePath(_:)``. With
+    /// `ignoreACPISeconds`, its OS keeps the power button closed that long after booting.
+    func osXML(_ n: Int, ignoreACPISeconds: Int? = nil) throws -> String {
+        let image = try TestGuestImage.located.get()
+        try FileManager.default.createDirectory(atPath: consoleDirectory, withIntermediateDirectories: true)
+        let cmdline = "console=ttyS0 quiet" + (ignoreACPISeconds.map { " ecp_ignore_acpi_s=\($0)" } ?? "")
+        return "<domain type='qemu'><name>\(name(n))</name><uuid>\(uuid(n))</uuid>"
+            + "<memory unit='MiB'>96</memory><vcpu>1</vcpu>"
+            + "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>\(image.kernel)</kernel>"
+            + "<initrd>\(image.initrd)</initrd><cmdline>\(cmdline)</cmdline></os>"
+            + "<features><acpi/></features>"
+            + "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
+            + "<serial type='file'><source path='\(consolePath(n))' append='on'/><target port='0'/></serial>"
+            + "</devices></domain>"
+    }
+
+    /// What guest `n`'s OS has written on its console so far, one line per element.
+    func console(_ n: Int) -> [String] {
+        let text = (try? String(contentsOfFile: consolePath(n), encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// How often guest `n`'s OS has said `line` (`ecp-test-guest: <line>`).
+    func consoleCount(_ n: Int, _ line: String) -> Int {
+        console(n).filter { $0 == "ecp-test-guest: \(line)" }.count
+    }
+
+    /// Waits until guest `n`'s OS has said `line` at least `count` times. The console is a file
+    /// that QEMU appends to; it is read every 50 ms.
+    func waitForConsole(_ n: Int, _ line: String, count: Int = 1, timeout: Duration = .seconds(60)) throws {
+        let until = ContinuousClock.now + timeout
+        while consoleCount(n, line) < count {
+            if ContinuousClock.now >= until {
+                throw HypervisorError(description: "guest \(name(n)) said '\(line)' \(consoleCount(n, line)) times in \(timeout), expected \(count); its console:\n"
+                    + console(n).suffix(20).joined(separator: "\n"))
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// Defines guests with the test guest's OS with `virsh define`.
+    func defineWithOS(_ numbers: [Int]) throws {
+        try define(numbers) { try osXML($0) }
+    }
+
     /// Defines guests with `virsh define` (behind any worker's back).
     func define(_ numbers: [Int]) throws {
+        try define(numbers) { xml($0) }
+    }
+
+    private func define(_ numbers: [Int], xml: (Int) throws -> String) throws {
         for n in numbers {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(name(n)).xml")
             try xml(n).write(to: file, atomically: true, encoding: .utf8)
@@ -401,6 +460,7 @@ final class HypervisorGuests: Sendable {
             print("hypervisor tier: cannot list guests to remove those of \(prefix): \(error)")
             return
         }
+        defer { try? FileManager.default.removeItem(atPath: consoleDirectory) }
         DispatchQueue.concurrentPerform(iterations: names.count) { i in
             let name = names[i]
             guard name.hasPrefix(prefix + "-") else { return }
@@ -417,6 +477,33 @@ final class HypervisorGuests: Sendable {
             }
         }
     }
+}
+
+/// The test guest's OS: the kernel and initramfs that scripts/test-guest.sh makes from Debian's
+/// packages and caches. Located once per test process by running the script, which builds them
+/// the first time and afterwards only prints where they are.
+enum TestGuestImage {
+    static let located: Result<(kernel: String, initrd: String), HypervisorError> = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("scripts/test-guest.sh").path
+        do {
+            let out = try HypervisorHost.run("/bin/bash", [script], timeout: .seconds(600))
+            let dir = out.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            guard out.ok, !dir.isEmpty else {
+                return .failure(HypervisorError(description: "scripts/test-guest.sh exited with \(out.status): \(out.stderr)"))
+            }
+            let kernel = dir + "/vmlinuz", initrd = dir + "/initrd.img"
+            guard FileManager.default.fileExists(atPath: kernel), FileManager.default.fileExists(atPath: initrd) else {
+                return .failure(HypervisorError(description: "scripts/test-guest.sh named \(dir), which holds no vmlinuz and initrd.img"))
+            }
+            return .success((kernel, initrd))
+        } catch let error as HypervisorError {
+            return .failure(error)
+        } catch {
+            return .failure(HypervisorError(description: "scripts/test-guest.sh could not run: \(error)"))
+        }
+    }()
 }
 
 /// A temporary directory for a state table shared by several worker runs.

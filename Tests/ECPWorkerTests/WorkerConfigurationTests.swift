@@ -1,0 +1,23 @@
+import ECPWorker
+import Testing
+
+@Suite("Worker configuration")
+struct WorkerConfigurationTests {
+    @Test("the defaults are valid, and a shutdown is repeated every 5 s by default")
+    func defaults() {
+        let c = WorkerConfiguration(workerID: "w1")
+        #expect(c.validate() == nil)
+        #expect(c.shutdownRetryMs == 5_000)
+    }
+
+    @Test(
+        "--shutdown-retry-ms: 0 (send once) or 100 ms to 10 min",
+        arguments: [(0, true), (100, true), (10_000, true), (600_000, true), (99, false), (-1, false), (600_001, false)])
+    func shutdownRetry(value: Int, valid: Bool) {
+        var c = WorkerConfiguration(workerID: "w1")
+        c.shutdownRetryMs = value
+        let problem = c.validate()
+        #expect((problem == nil) == valid, "\(value): \(problem ?? "valid")")
+        if let problem { #expect(problem.hasPrefix("--shutdown-retry-ms: "), "\(problem)") }
+    }
+}
