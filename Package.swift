@@ -33,19 +33,37 @@ let package = Package(
         .target(name: "Threading"),
         .target(name: "Libvirt", dependencies: ["CLibvirt", "Threading"]),
         .target(name: "ECPProtocol"),
+        // The engine: commands, dispatcher, operations, restore, state table. It knows libvirt
+        // and the protocol, never ZeroMQ: messages leave it through a MessageSink.
+        .target(
+            name: "ECPEngine",
+            dependencies: [
+                "Libvirt", "ECPProtocol", "Threading",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // The transport: the worker's three sockets, CURVE and its ZAP handler.
+        .target(
+            name: "ECPTransport",
+            dependencies: [
+                "ZeroMQ", "ECPProtocol", "Threading",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The worker: an engine wired to a transport, as a service; its configuration and logs.
         .target(
             name: "ECPWorker",
             dependencies: [
-                "ZeroMQ", "Libvirt", "ECPProtocol", "Threading",
+                "ECPEngine", "ECPTransport", "ZeroMQ", "ECPProtocol", "Threading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(
             name: "ecp-worker",
             dependencies: [
-                "ECPWorker",
+                "ECPWorker", "ECPEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,8 +88,8 @@ let package = Package(
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "ECPProtocolTests", dependencies: ["ECPProtocol"]),
         .testTarget(
-            name: "ECPWorkerTests",
-            dependencies: ["ECPWorker", "ECPProtocol", "Libvirt", .product(name: "Logging", package: "swift-log")]
+            name: "ECPEngineTests",
+            dependencies: ["ECPEngine", "ECPWorker", "ECPProtocol", "Libvirt", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol"]),
     ]

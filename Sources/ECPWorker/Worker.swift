@@ -1,4 +1,6 @@
 import Dispatch
+import ECPEngine
+import ECPTransport
 import ECPProtocol
 import FoundationEssentials
 import Logging
@@ -135,12 +137,12 @@ public final class Worker: Service, Sendable {
                 restore: c.restore, maxQueue: c.maxQueue, shutdownRetryMs: c.shutdownRetryMs),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
+        let table: StateTableLoad
         do {
-            try engine.store.lock()
+            table = try engine.openStateTable()
         } catch {
             throw WorkerStartupError(message: "--state-file: \(error)")
         }
-        let table = engine.openStateTable()
         engine.start()
         do {
             try transport.start(
@@ -217,10 +219,4 @@ extension Worker {
             throw WorkerStartupError(message: "--state-file: cannot create directory \(dir): \(error.systemDescription)")
         }
     }
-}
-
-/// The worker could not start: a bad option, or a socket that could not be opened.
-public struct WorkerStartupError: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ECPEngine
 import ECPProtocol
 import ECPWorker
 import FoundationEssentials

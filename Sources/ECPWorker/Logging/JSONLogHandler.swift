@@ -1,4 +1,5 @@
 import ECPProtocol
+import Threading
 import FoundationEssentials
 import Logging
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-@testable import ECPWorker
+@testable import ECPEngine
 import ECPProtocol
 import Foundation
 import Libvirt
@@ -16,7 +16,7 @@ func writeTable(_ path: String, _ rows: [(uuid: String, name: String, desired: S
 }
 
 /// Runs a restore and waits for its summary.
-func runRestore(_ engine: Engine, trigger: String = "command", table: StateStore.LoadResult? = nil) throws -> RestoreSummaryMessage {
+func runRestore(_ engine: Engine, trigger: String = "command", table: StateTableLoad? = nil) throws -> RestoreSummaryMessage {
     let done = DispatchSemaphore(value: 0)
     let box = Box<RestoreSummaryMessage>()
     engine.restore(trigger: trigger, table: table) { summary in

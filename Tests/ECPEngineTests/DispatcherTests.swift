@@ -1,8 +1,9 @@
+import ECPProtocol
 import Foundation
 import Synchronization
 import Testing
 
-@testable import ECPWorker
+@testable import ECPEngine
 
 /// A job for the dispatcher alone: its number and the lanes it holds.
 private final class TestJob: Sendable {

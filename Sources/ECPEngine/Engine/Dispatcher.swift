@@ -1,3 +1,4 @@
+import ECPProtocol
 import DequeModule
 import Glibc
 import Synchronization

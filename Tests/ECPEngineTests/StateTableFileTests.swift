@@ -2,7 +2,7 @@ import ECPProtocol
 import Foundation
 import Testing
 
-@testable import ECPWorker
+@testable import ECPEngine
 
 @Suite("State table file layout")
 struct StateTableFileTests {

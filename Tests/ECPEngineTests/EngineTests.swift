@@ -1,4 +1,5 @@
-@testable import ECPWorker
+@testable import ECPEngine
+import ECPProtocol
 import Foundation
 import Testing
 

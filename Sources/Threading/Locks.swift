@@ -2,12 +2,12 @@ import Glibc
 
 /// A mutual-exclusion lock (a pthread mutex): `lock()` and `unlock()` around every use of the
 /// state it guards.
-final class Lock: @unchecked Sendable {
+public final class Lock: @unchecked Sendable {
     // Safety of @unchecked Sendable: the mutex is what makes concurrent use safe; it lives at a
     // fixed address of its own, as pthread requires.
     fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
     }
@@ -17,11 +17,11 @@ final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func lock() {
+    public func lock() {
         pthread_mutex_lock(mutex)
     }
 
-    func unlock() {
+    public func unlock() {
         pthread_mutex_unlock(mutex)
     }
 }
@@ -32,51 +32,51 @@ final class Lock: @unchecked Sendable {
 ///
 /// As with any condition variable a wait may end without a signal, so waiters re-check their
 /// state in a loop.
-final class Condition: @unchecked Sendable {
+public final class Condition: @unchecked Sendable {
     // Safety of @unchecked Sendable: as for `Lock`; the condition is only used under the lock.
     private let mutex = Lock()
     private let condition: Waiter
 
-    init() {
+    public init() {
         condition = Waiter(on: mutex)
     }
 
-    func lock() {
+    public func lock() {
         mutex.lock()
     }
 
-    func unlock() {
+    public func unlock() {
         mutex.unlock()
     }
 
     /// Waits for a signal; the caller holds the lock, and holds it again on return.
-    func wait() {
+    public func wait() {
         condition.wait()
     }
 
     /// Waits for a signal at most `seconds`; the caller holds the lock, and holds it again on
     /// return. Returns false when the time ran out.
     @discardableResult
-    func wait(seconds: Double) -> Bool {
+    public func wait(seconds: Double) -> Bool {
         condition.wait(seconds: seconds)
     }
 
     /// Wakes one waiting thread; call it holding the lock.
-    func signal() {
+    public func signal() {
         condition.signal()
     }
 
     /// Wakes every waiting thread; call it holding the lock.
-    func broadcast() {
+    public func broadcast() {
         condition.broadcast()
     }
 
     /// A condition variable of its own on this lock: a pool of threads gives one to each thread,
     /// so that it can wake the one it chooses (the one that went idle last, whose caches are warm).
-    func makeWaiter() -> Waiter { Waiter(on: mutex) }
+    public func makeWaiter() -> Waiter { Waiter(on: mutex) }
 
     /// A condition variable on a `Condition`'s lock (its own, or one thread's).
-    final class Waiter: @unchecked Sendable {
+    public final class Waiter: @unchecked Sendable {
         // Safety of @unchecked Sendable: used only under the lock it was made on, which it keeps.
         private let lock: Lock
         private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -99,12 +99,12 @@ final class Condition: @unchecked Sendable {
         }
 
         /// Waits for a signal; the caller holds the lock, and holds it again on return.
-        func wait() {
+        public func wait() {
             pthread_cond_wait(condition, lock.mutex)
         }
 
         /// Waits for a signal at most `seconds`; false when the time ran out.
-        func wait(seconds: Double) -> Bool {
+        public func wait(seconds: Double) -> Bool {
             let seconds = max(0, seconds)
             var deadline = timespec()
             clock_gettime(CLOCK_MONOTONIC, &deadline)
@@ -119,12 +119,12 @@ final class Condition: @unchecked Sendable {
         }
 
         /// Wakes one thread waiting here; call it holding the lock.
-        func signal() {
+        public func signal() {
             pthread_cond_signal(condition)
         }
 
         /// Wakes every thread waiting here; call it holding the lock.
-        func broadcast() {
+        public func broadcast() {
             pthread_cond_broadcast(condition)
         }
     }

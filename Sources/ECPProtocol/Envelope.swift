@@ -144,16 +144,27 @@ public enum Timestamp {
     }
 }
 
-/// Monotonic time in nanoseconds, for durations.
-@inline(__always)
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+/// Where a command came from, and so where its answers go besides the events socket.
+public enum Origin: Sendable, Equatable {
+    /// The commands (SUB) socket: answers are published only.
+    case commands
+    /// The control (ROUTER) socket: the result is also the reply, mirroring the request's envelope.
+    case control(ReplyRoute)
+    /// The worker itself (the startup restore).
+    case local
 
-/// Milliseconds between two monotonic instants, rounded to microseconds.
-@inline(__always)
-func millis(since start: UInt64, to end: UInt64 = monotonicNanos()) -> Double {
-    (Double(end &- start) / 1_000).rounded() / 1_000
+    /// The reply route of a control command.
+    public var reply: ReplyRoute? {
+        if case .control(let r) = self { return r }
+        return nil
+    }
+
+    /// The socket's name, for logs.
+    public var name: String {
+        switch self {
+        case .commands: return "commands"
+        case .control: return "control"
+        case .local: return "local"
+        }
+    }
 }

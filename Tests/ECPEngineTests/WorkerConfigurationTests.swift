@@ -1,3 +1,4 @@
+import ECPProtocol
 import ECPWorker
 import Testing
 

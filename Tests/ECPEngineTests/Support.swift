@@ -1,4 +1,5 @@
-@testable import ECPWorker
+@testable import ECPEngine
+import ECPProtocol
 import Foundation
 import Logging
 import Testing
@@ -105,7 +106,7 @@ func makeEngine(
         configuration: EngineConfiguration(
             workerID: "t1", libvirtURI: uri, stateFile: stateFile, maxParallel: maxParallel, restore: restore),
         sink: sink, logger: logger)
-    engine.openStateTable()
+    try! engine.openStateTable()
     engine.start()
     return engine
 }

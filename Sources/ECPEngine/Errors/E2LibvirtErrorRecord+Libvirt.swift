@@ -1,4 +1,5 @@
 import ECPProtocol
+import Threading
 import Libvirt
 
 extension E2LibvirtErrorRecord {

@@ -1,6 +1,7 @@
+import ECPProtocol
 import Foundation
 import Testing
-@testable import ECPWorker
+@testable import ECPEngine
 
 #if canImport(Glibc)
 import Glibc

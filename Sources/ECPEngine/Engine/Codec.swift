@@ -1,3 +1,5 @@
+import ECPProtocol
+import Threading
 import FoundationEssentials
 
 /// JSON encoding shared by every thread (JSONEncoder is safe to use concurrently once configured).

@@ -1,3 +1,4 @@
+import ECPProtocol
 import Libvirt
 import Logging
 import Threading

@@ -1,4 +1,5 @@
 import Dispatch
+import ECPProtocol
 import FoundationEssentials
 import Glibc
 import Logging
@@ -68,7 +69,7 @@ public struct CurveSettings: Sendable {
 /// Without a handler, a CURVE server accepts any client key (encryption without
 /// authentication). It is bound at `inproc://zeromq.zap.01` in the worker's context before any
 /// socket binds, and serves on a thread of its own.
-final class CurveAuthenticator: @unchecked Sendable {
+public final class CurveAuthenticator: @unchecked Sendable {
     static let endpoint = "inproc://zeromq.zap.01"
     private let context: Context
     private let clients: [Data: (z85: String, file: String)]
@@ -78,7 +79,7 @@ final class CurveAuthenticator: @unchecked Sendable {
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
 
-    init(context: Context, settings: CurveSettings, logger: Logger) throws {
+    public init(context: Context, settings: CurveSettings, logger: Logger) throws {
         self.context = context
         self.logger = logger
         self.wake = try WakeSignal()
@@ -90,7 +91,7 @@ final class CurveAuthenticator: @unchecked Sendable {
     }
 
     /// Binds the handler's socket and starts serving; returns once it is bound.
-    func start() throws {
+    public func start() throws {
         let ready = DispatchSemaphore(value: 0)
         let failure = FailureBox()
         WorkerThread.start(name: "ecp-zap") { [self] in
@@ -118,7 +119,7 @@ final class CurveAuthenticator: @unchecked Sendable {
         var error: (any Error)?
     }
 
-    func stop() {
+    public func stop() {
         lock.lock()
         stopping = true
         lock.unlock()

@@ -1,32 +1,10 @@
 import Dispatch
 import ECPProtocol
+import Threading
 import FoundationEssentials
 import Libvirt
 import Logging
 import Synchronization
-
-/// Where a command came from, and so where its answers go besides the events socket.
-public enum Origin: Sendable, Equatable {
-    /// The commands (SUB) socket: answers are published only.
-    case commands
-    /// The control (ROUTER) socket: the result is also the reply, mirroring the request's envelope.
-    case control(ReplyRoute)
-    /// The worker itself (the startup restore).
-    case local
-
-    var reply: ReplyRoute? {
-        if case .control(let r) = self { return r }
-        return nil
-    }
-
-    var name: String {
-        switch self {
-        case .commands: return "commands"
-        case .control: return "control"
-        case .local: return "local"
-        }
-    }
-}
 
 /// The engine's settings.
 public struct EngineConfiguration: Sendable {
@@ -186,9 +164,11 @@ public final class Engine: Sendable {
         weak var engine: Engine?
     }
 
-    /// Reads the state table and starts its writer; returns what loading found.
+    /// Takes the state table for this worker (a lock file keeps a second worker off it), reads
+    /// it, and starts its writer; returns what loading found.
     @discardableResult
-    func openStateTable() -> StateStore.LoadResult {
+    public func openStateTable() throws(StateTableError) -> StateTableLoad {
+        try store.lock()
         let result = store.load()
         store.start()
         return result

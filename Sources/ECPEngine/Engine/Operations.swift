@@ -1,4 +1,5 @@
 import ECPProtocol
+import Threading
 import Glibc
 import Libvirt
 import Logging

@@ -1,8 +1,25 @@
+import ECPProtocol
 import Dispatch
 import FoundationEssentials
 import Glibc
 import Logging
 import Threading
+
+/// What opening the state table found.
+public enum StateTableLoad: Sendable, Equatable {
+    case absent
+    case present(machines: Int)
+    case corrupt(movedTo: String, reason: String)
+
+    /// The word for it in a restore summary's `table` field.
+    public var tableWord: String {
+        switch self {
+        case .absent: return "absent"
+        case .present: return "present"
+        case .corrupt: return "corrupt"
+        }
+    }
+}
 
 /// Keeps the state table in memory and on disk.
 ///
@@ -11,21 +28,6 @@ import Threading
 /// new one. Changes that arrive while a write is under way are committed together by the next
 /// write (group commit): durability costs one fsync per batch, not per command.
 final class StateStore: @unchecked Sendable {
-    /// What loading found.
-    enum LoadResult: Sendable, Equatable {
-        case absent
-        case present(machines: Int)
-        case corrupt(movedTo: String, reason: String)
-
-        var tableWord: String {
-            switch self {
-            case .absent: return "absent"
-            case .present: return "present"
-            case .corrupt: return "corrupt"
-            }
-        }
-    }
-
     let path: String
     private let workerID: String
     private let logger: Logger
@@ -74,7 +76,7 @@ final class StateStore: @unchecked Sendable {
 
     /// Reads the table from disk. A corrupt file is moved aside under a new name (never
     /// overwritten) and the worker starts from an empty table.
-    func load() -> LoadResult {
+    func load() -> StateTableLoad {
         // A temporary file left by a crash during a write holds nothing the table does not.
         unlink(temporaryPath)
         let url = URL(fileURLWithPath: path)
@@ -106,7 +108,7 @@ final class StateStore: @unchecked Sendable {
         }
     }
 
-    private func quarantine(reason: String) -> LoadResult {
+    private func quarantine(reason: String) -> StateTableLoad {
         let stamp = Timestamp.now().replacing(":", with: "")
         var target = "\(path).corrupt-\(stamp)"
         var n = 1

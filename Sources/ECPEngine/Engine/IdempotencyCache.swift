@@ -1,5 +1,6 @@
 import DequeModule
 import ECPProtocol
+import Threading
 import FoundationEssentials
 
 /// Remembers recent command ids and their results (the encoded bytes, a few hundred each), so a

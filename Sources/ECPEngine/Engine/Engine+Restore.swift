@@ -67,7 +67,7 @@ final class RestoreRun: @unchecked Sendable {
 extension Engine {
     /// Runs a restore now, or joins the one under way; `completion` gets its summary.
     /// - Parameter table: what loading the table found (at startup); later restores read memory.
-    func restore(trigger: String, table: StateStore.LoadResult? = nil, completion: @escaping @Sendable (RestoreSummaryMessage) -> Void) {
+    public func restore(trigger: String, table: StateTableLoad? = nil, completion: @escaping @Sendable (RestoreSummaryMessage) -> Void) {
         let run: RestoreRun? = restoreState.withLock { state in
             if let current = state.current {
                 current.lock.lock()
@@ -89,7 +89,7 @@ extension Engine {
         }
     }
 
-    private func perform(_ run: RestoreRun, table: StateStore.LoadResult) {
+    private func perform(_ run: RestoreRun, table: StateTableLoad) {
         let entries = store.snapshot().machines.sorted { ($0.value.name, $0.key) < ($1.value.name, $1.key) }
         logger.notice(
             "restore started",

@@ -1,4 +1,5 @@
 import ECPProtocol
+import Threading
 import FoundationEssentials
 
 /// The persisted table of machines: what state each should be in, and what was last seen.
