@@ -130,6 +130,10 @@ struct DispatcherReleaseTests {
         gate.signal()
         for _ in 0..<4 { #expect(done.wait(timeout: .now() + 10) == .success) }
         #expect(order.withLock { $0 } == [0, 1, 3, 4])
-        #expect(dispatcher.lanesIdle(["a", "b"]))
+        // Both lanes are free again: a job that names them runs.
+        let last = TestJob(9, ["a", "b"])
+        dispatcher.submit(last, lanes: last.lanes)
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(order.withLock { $0 } == [0, 1, 3, 4, 9])
     }
 }

@@ -16,8 +16,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     /// every lane it names; the others wait behind it. A job that names two lanes waits in both,
     /// so it keeps its place in each.
     private var lanes: [String: Deque<Job>] = [:]
-    /// How many lanes are busy, readable without the lock (kept by `laneCountChanged`).
-    private let busyLanes = Atomic<Int>(0)
     private var lanesOf: [ObjectIdentifier: [String]] = [:]
     /// Jobs that hold their lanes (ready or running), as opposed to waiting in a lane.
     private var holders: Set<ObjectIdentifier> = []
@@ -84,13 +82,7 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         }
         lanesOf[ObjectIdentifier(job)] = keys
         for key in keys { lanes[key, default: []].append(job) }
-        laneCountChanged()
         if isFirst(job, in: keys) { start(job, handOffTo: nil) }
-    }
-
-    /// Publishes the number of busy lanes; call it holding the lock after adding or removing one.
-    private func laneCountChanged() {
-        busyLanes.store(lanes.count, ordering: .releasing)
     }
 
     /// Whether the job is at the head of every one of these lanes.
@@ -116,7 +108,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             }
             if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
         }
-        laneCountChanged()
         if !held { limited.remove(id) }
         // The jobs now first in these lanes run if they are first in all of theirs; one goes to
         // this thread when it is a dispatcher thread that ran the released job.
@@ -140,15 +131,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         }
         ready.append(job)
         wakeOne()
-    }
-
-    /// Whether no job holds or waits for any of these lanes.
-    func lanesIdle(_ keys: [String]) -> Bool {
-        // No lane busy at all (the usual case for reads): no lock, no lookup.
-        if busyLanes.load(ordering: .acquiring) == 0 { return true }
-        condition.lock()
-        defer { condition.unlock() }
-        return keys.allSatisfy { lanes[$0] == nil }
     }
 
     /// How many threads wait for work (for tests and diagnostics).
@@ -182,7 +164,6 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
             lanes[key]!.removeAll { !holders.contains(ObjectIdentifier($0)) }
             if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
         }
-        laneCountChanged()
         return out
     }
 

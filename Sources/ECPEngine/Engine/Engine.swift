@@ -96,10 +96,6 @@ public final class Engine: Sendable {
     let startedAt = monotonicNanos()
     let topics: Topics
     private let eventQueue = DispatchQueue(label: "ecp-machine-events")
-    /// Whether reads run on the caller's thread: only for libvirt's in-process test driver, whose
-    /// calls cannot block and cost less than a hand-off between threads. Daemon-backed URIs
-    /// always go through the dispatcher's threads, so a slow daemon never holds up the sockets.
-    private let inlineReads: Bool
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -138,7 +134,6 @@ public final class Engine: Sendable {
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
         self.restoreSettings = configuration.restore
-        self.inlineReads = configuration.libvirtURI.hasPrefix("test:")
         let box = SessionCallbacks()
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
@@ -245,13 +240,9 @@ public final class Engine: Sendable {
             }
         case .ping:
             finish(job, outcome: operations.run(command))
-        case .status, .list:
-            if inlineReads && dispatcher.lanesIdle(job.lanes) {
-                finish(job, outcome: operations.run(command), queued: false)
-            } else {
-                dispatcherSubmit(job)
-            }
         default:
+            // Every libvirt call, whatever the driver, runs on the dispatcher's threads: a slow
+            // daemon never holds up the sockets, and what is measured is what a host runs.
             dispatcherSubmit(job)
         }
     }
@@ -328,8 +319,8 @@ public final class Engine: Sendable {
         dispatcher.release(job)
     }
 
-    /// Answers a job; `queued` says whether it went through the dispatcher (whose lanes it then frees).
-    private func finish(_ job: Job, outcome: OpOutcome, queued: Bool = true) {
+    /// Answers a job and frees its lanes.
+    private func finish(_ job: Job, outcome: OpOutcome) {
         guard job.claim() else {
             var metadata = commandMetadata(job.command)
             metadata["command.late"] = "true"
@@ -338,7 +329,7 @@ public final class Engine: Sendable {
             return
         }
         publishResult(job, outcome: outcome)
-        if queued { dispatcher.release(job) }
+        dispatcher.release(job)
     }
 
     private func publishResult(_ job: Job, outcome: OpOutcome) {
