@@ -1,4 +1,3 @@
-import ECPProtocol
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
