@@ -221,7 +221,7 @@ extension Engine {
             domain = try connection.lookup(uuid: uuid)
             found = try domain.state().state
         } catch {
-            if error.code == 42 { return outcome(nil, .missing) }
+            if error.code == .noDomain { return outcome(nil, .missing) }
             session.noteFailure(error, on: connection)
             return failure(error, nil, "restore machine '\(entry.name)'")
         }

@@ -207,7 +207,7 @@ struct Operations: Sendable {
     static func stateAfterStop(_ d: Domain) throws(LibvirtError) -> DomainState {
         do {
             return try d.state().state
-        } catch where error.code == 42 {
+        } catch where error.code == .noDomain {
             return .shutoff
         }
     }
@@ -223,7 +223,7 @@ struct Operations: Sendable {
         }
         do {
             try d.create(paused: paused)
-        } catch where paused && error.code == 8 && error.domain == 12 {
+        } catch where paused && error.code == .invalidArg && error.domain == .test {
             try d.create(paused: false)
             try d.suspend()
         }
