@@ -119,9 +119,7 @@ struct Operations: Sendable {
         } catch let failure as OpFailure {
             return .failed(failure)
         } catch {
-            return .failed(.worker(WorkerErrorRecord(
-                type: "internal", category: "internal", retryable: false, message: "\(error)",
-                summary: "worker: cannot \(action): \(error)")))
+            return .failed(.worker(.internalError(action: action, error: error)))
         }
     }
 
@@ -273,11 +271,7 @@ struct Operations: Sendable {
             return
         }
         let name = command.machine ?? d.name
-        throw OpFailure.worker(WorkerErrorRecord(
-            type: "timeout", category: "timeout", retryable: true,
-            message: "machine did not power off within \(waitMs) ms",
-            summary: "worker: cannot shut down machine '\(name)': the guest did not power off within \(waitMs) ms (send force: true to destroy it then)",
-            timeoutMs: waitMs))
+        throw OpFailure.worker(.shutdownTimeout(machine: name, waitMs: waitMs))
     }
 }
 
