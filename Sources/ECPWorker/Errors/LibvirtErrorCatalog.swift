@@ -5,7 +5,8 @@
 
 import Libvirt
 
-/// The 11 categories of the wire protocol (`E2LibvirtError.category`).
+/// The 11 categories of the wire protocol: every error the worker reports has one, libvirt's
+/// (`E2LibvirtError.category`) and the worker's own (`WorkerErrorRecord.category`).
 public enum ErrorCategory: String, Sendable, Codable, CaseIterable {
     /// The object the operation names does not exist.
     case notFound = "not_found"
