@@ -1,7 +1,9 @@
 // Generated from libvirt 9.0.0's libvirt-api.xml (/usr/share/libvirt/api/libvirt-api.xml: the
-// enums virErrorNumber, virErrorDomain and virErrorLevel of virterror.h), below the hand-written
-// type definitions. Each value is one constant and one row of its type's `known` table, which
-// pairs the constant with the C name; regenerate both together when moving to a newer libvirt.
+// enums virErrorNumber and virErrorDomain of virterror.h), below the hand-written type
+// definitions. Each value is one constant and one row of its type's `known` table, which pairs
+// the constant with the C name; regenerate both together when moving to a newer libvirt. A
+// constant is named after the C name without VIR_ERR_ / VIR_FROM_ (VIR_ for the VIR_WAR_
+// warnings), in lower camel case: VIR_ERR_NO_DOMAIN is noDomain, VIR_WAR_NO_NETWORK warNoNetwork.
 // Values the tables do not cover stay valid codes and domains (a newer libvirt adds some) and are
 // named VIR_ERR_UNKNOWN_<n> / VIR_FROM_UNKNOWN_<n> rather than trapped on.
 
@@ -9,8 +11,8 @@ extension LibvirtError {
     /// A libvirt error code: a `virErrorNumber` value, such as ``noDomain`` (`VIR_ERR_NO_DOMAIN`, 42).
     ///
     /// A struct rather than an enum so that a code added by a libvirt newer than these bindings is
-    /// kept as it is: it compares and encodes like the known ones, and its ``name`` shows the number.
-    /// It encodes as its number.
+    /// kept as it is: it compares like the known ones, and its ``name`` shows the number. It
+    /// encodes as its number.
     public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
         /// The `virErrorNumber` value.
         public var rawValue: Int32

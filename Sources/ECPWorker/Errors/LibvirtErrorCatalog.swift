@@ -123,8 +123,8 @@ public enum LibvirtErrorCatalog {
     static let maxDetailLength = 400
 
     /// One sentence for a person: the layer, the operation and machine, what went wrong, and the
-    /// code name; for a system error (`.systemError`) whose `int1` is an errno (> 0), also the errno's name
-    /// and text.
+    /// code name; for a system error (`.systemError`) whose `int1` is an errno (> 0), also the
+    /// errno's name and text.
     ///
     /// Shape: `<layer>: cannot <action>: <problem>[: <detail>] (<codeName>[, <ERRNO>: <text>])`,
     /// e.g. "test driver: cannot start machine 'web9': it does not exist (VIR_ERR_NO_DOMAIN)".
