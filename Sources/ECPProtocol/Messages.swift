@@ -102,10 +102,14 @@ public enum ErrorRecord: Codable, Sendable, Equatable {
 }
 
 /// An error of the worker itself, not of libvirt: `type` is `timeout` (a deadline passed),
-/// `cancelled` (the worker stopped before the command could run) or `corrupt_table` (the state
-/// table could not be read; `file` is where it was kept aside).
+/// `cancelled` (the worker stopped before the command could run), `internal` (an unexpected
+/// failure) or `corrupt_table` (the state table could not be read; `file` is where it was kept
+/// aside).
 public struct WorkerErrorRecord: Codable, Sendable, Equatable {
     public var type: String
+    /// One of the protocol's categories in snake_case (`timeout`, `config`, …); the worker makes
+    /// it from its `ErrorCategory`. A string here, so that a client still reads a record whose
+    /// category it does not know.
     public var category: String
     public var retryable: Bool
     public var message: String

@@ -221,9 +221,9 @@ extension LibvirtError {
     /// The error for a call on a ``Connection`` that was closed: `VIR_ERR_INVALID_CONN`.
     static func closedConnection(operation: String) -> LibvirtError {
         LibvirtError(
-            code: Int32(VIR_ERR_INVALID_CONN.rawValue),
-            domain: Int32(VIR_FROM_NONE.rawValue),
-            level: Int32(VIR_ERR_ERROR.rawValue),
+            code: .invalidConn,
+            domain: .none,
+            level: .error,
             message: "invalid connection pointer in \(operation): the connection is closed",
             str1: nil,
             str2: nil,

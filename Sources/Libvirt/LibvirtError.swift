@@ -8,12 +8,12 @@ import CLibvirt
 /// synchronous function that made the failing call, before any other libvirt call runs on that
 /// thread; never across an `await` or a thread hop.
 public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible, Codable {
-    /// The error code, a `virErrorNumber` value (42 is `VIR_ERR_NO_DOMAIN`).
-    public var code: Int32
-    /// Where the error came from, a `virErrorDomain` value (12 is `VIR_FROM_TEST`).
-    public var domain: Int32
-    /// The severity, a `virErrorLevel` value: 0 none, 1 warning, 2 error.
-    public var level: Int32
+    /// The error code, such as ``Code/noDomain`` (`VIR_ERR_NO_DOMAIN`).
+    public var code: Code
+    /// Where the error came from, such as ``Domain/test`` (`VIR_FROM_TEST`).
+    public var domain: Domain
+    /// The severity: ``Level/none``, ``Level/warning`` or ``Level/error``.
+    public var level: Level
     /// The human-readable message libvirt formatted, if any.
     public var message: String?
     /// The first extra string; often the message's format string or the failing function.
@@ -28,26 +28,19 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible,
     public var int2: Int32
 
     /// The C enum name of ``code``, for example `"VIR_ERR_NO_DOMAIN"`.
-    public var codeName: String { ErrorNames.codeName(code) }
+    public var codeName: String { code.name }
 
     /// The C enum name of ``domain``, for example `"VIR_FROM_TEST"`.
-    public var domainName: String { ErrorNames.domainName(domain) }
+    public var domainName: String { domain.name }
 
     /// The name of ``level``: `"none"`, `"warning"` or `"error"`; another value gives `"unknown_<n>"`.
-    public var levelName: String {
-        switch level {
-        case 0: return "none"
-        case 1: return "warning"
-        case 2: return "error"
-        default: return "unknown_\(level)"
-        }
-    }
+    public var levelName: String { level.name }
 
     /// Creates an error from its fields.
     public init(
-        code: Int32,
-        domain: Int32,
-        level: Int32,
+        code: Code,
+        domain: Domain,
+        level: Level,
         message: String?,
         str1: String?,
         str2: String?,
@@ -68,14 +61,14 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible,
 
     /// A one-line rendering: `VIR_ERR_NO_DOMAIN (42) from VIR_FROM_TEST (12): Domain not found`.
     public var description: String {
-        "\(codeName) (\(code)) from \(domainName) (\(domain)): \(message ?? "no message")"
+        "\(codeName) (\(code.rawValue)) from \(domainName) (\(domain.rawValue)): \(message ?? "no message")"
     }
 
     /// Copies the calling thread's last libvirt error and clears it.
     ///
     /// Call this immediately after the failing libvirt call, on the same thread, before any other
-    /// libvirt call. If libvirt failed without setting an error, the result is code 1
-    /// (`VIR_ERR_INTERNAL_ERROR`) with the message `"<operation> failed without an error report"`.
+    /// libvirt call. If libvirt failed without setting an error, the result is
+    /// ``Code/internalError`` with the message `"<operation> failed without an error report"`.
     ///
     /// - Parameter operation: the name of the failing call, used only when there is no error to copy.
     public static func last(operation: String) -> LibvirtError {
@@ -84,7 +77,7 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible,
         }
         let error = LibvirtError(copying: raw.pointee)
         virResetLastError()
-        if error.code == VIR_ERR_OK.rawValue {
+        if error.code == .ok {
             return .unreported(operation: operation)
         }
         return error
@@ -93,9 +86,9 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible,
     /// Copies the fields of a C `virError`.
     init(copying raw: virError) {
         self.init(
-            code: raw.code,
-            domain: raw.domain,
-            level: Int32(truncatingIfNeeded: raw.level.rawValue),
+            code: Code(rawValue: raw.code),
+            domain: Domain(rawValue: raw.domain),
+            level: Level(rawValue: Int32(truncatingIfNeeded: raw.level.rawValue)),
             message: raw.message.map { String(cString: $0) },
             str1: raw.str1.map { String(cString: $0) },
             str2: raw.str2.map { String(cString: $0) },
@@ -108,9 +101,9 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible,
     /// The error used when a libvirt call failed but left no error behind.
     static func unreported(operation: String) -> LibvirtError {
         LibvirtError(
-            code: Int32(VIR_ERR_INTERNAL_ERROR.rawValue),
-            domain: Int32(VIR_FROM_NONE.rawValue),
-            level: Int32(VIR_ERR_ERROR.rawValue),
+            code: .internalError,
+            domain: .none,
+            level: .error,
             message: "\(operation) failed without an error report",
             str1: nil,
             str2: nil,

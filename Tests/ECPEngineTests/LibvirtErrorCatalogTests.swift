@@ -1,5 +1,6 @@
 import ECPProtocol
 import Foundation
+import Libvirt
 import Testing
 @testable import ECPEngine
 
@@ -72,10 +73,11 @@ struct LibvirtErrorCatalogCoverageTests {
         #expect(codes.count == LibvirtErrorCatalog.knownCodeCount)
         #expect(codes.map(\.value) == codes.indices.map { Int32($0) }, "values are 0…n-1 in order")
         for code in codes {
-            let entry = LibvirtErrorCatalog.codeEntry(code.value)
+            let named = LibvirtError.Code(rawValue: code.value)
+            let entry = LibvirtErrorCatalog.codeEntry(named)
             #expect(entry != nil, "no entry for \(code.name)")
-            #expect(LibvirtErrorCatalog.codeName(code.value) == code.name)
-            let problem = LibvirtErrorCatalog.problem(code: code.value)
+            #expect(named.name == code.name)
+            let problem = LibvirtErrorCatalog.problem(code: named)
             #expect(problem != "libvirt reported error \(code.value)", "\(code.name) has the fallback phrase")
             #expect(!problem.isEmpty)
         }
@@ -88,9 +90,10 @@ struct LibvirtErrorCatalogCoverageTests {
         #expect(domains.count == LibvirtErrorCatalog.knownDomainCount)
         #expect(domains.map(\.value) == domains.indices.map { Int32($0) }, "values are 0…n-1 in order")
         for domain in domains {
-            #expect(LibvirtErrorCatalog.domainEntry(domain.value) != nil, "no entry for \(domain.name)")
-            #expect(LibvirtErrorCatalog.domainName(domain.value) == domain.name)
-            let layer = LibvirtErrorCatalog.layer(domain: domain.value)
+            let named = LibvirtError.Domain(rawValue: domain.value)
+            #expect(LibvirtErrorCatalog.layerTable[named] != nil, "no entry for \(domain.name)")
+            #expect(named.name == domain.name)
+            let layer = LibvirtErrorCatalog.layer(domain: named)
             #expect(layer != "libvirt subsystem \(domain.value)", "\(domain.name) has the fallback phrase")
             #expect(!layer.isEmpty)
         }
@@ -104,26 +107,28 @@ struct LibvirtErrorCatalogCoverageTests {
 
     @Test("problem and layer phrases are all different from each other")
     func phrasesAreDistinct() {
-        let problems = (0..<Int32(LibvirtErrorCatalog.knownCodeCount)).map { LibvirtErrorCatalog.problem(code: $0) }
+        let problems = LibvirtError.Code.known.map { LibvirtErrorCatalog.problem(code: $0.value) }
         #expect(Set(problems).count == problems.count)
-        let layers = (0..<Int32(LibvirtErrorCatalog.knownDomainCount)).map { LibvirtErrorCatalog.layer(domain: $0) }
+        let layers = LibvirtError.Domain.known.map { LibvirtErrorCatalog.layer(domain: $0.value) }
         #expect(Set(layers).count == layers.count)
     }
 
     @Test("values newer than the catalog get the fallback, never a trap",
           arguments: [Int32(-1), 111, 500, Int32.max, Int32.min])
     func unknownValuesFallBack(value: Int32) {
-        #expect(LibvirtErrorCatalog.problem(code: value) == "libvirt reported error \(value)")
-        #expect(LibvirtErrorCatalog.codeName(value) == "VIR_ERR_UNKNOWN_\(value)")
-        #expect(LibvirtErrorCatalog.category(code: value, domain: 0, int1: -1) == .internal)
-        #expect(LibvirtErrorCatalog.isRetryable(code: value, domain: 0, int1: -1) == false)
-        #expect(LibvirtErrorCatalog.category(code: value, domain: value, int1: value, message: "x") == .internal)
+        let code = LibvirtError.Code(rawValue: value)
+        let domain = LibvirtError.Domain(rawValue: value)
+        #expect(LibvirtErrorCatalog.problem(code: code) == "libvirt reported error \(value)")
+        #expect(code.name == "VIR_ERR_UNKNOWN_\(value)")
+        #expect(LibvirtErrorCatalog.category(code: code, domain: .none, int1: -1) == .internal)
+        #expect(LibvirtErrorCatalog.isRetryable(code: code, domain: .none, int1: -1) == false)
+        #expect(LibvirtErrorCatalog.category(code: code, domain: domain, int1: value, message: "x") == .internal)
         if value < 0 || value >= 73 {
-            #expect(LibvirtErrorCatalog.layer(domain: value) == "libvirt subsystem \(value)")
-            #expect(LibvirtErrorCatalog.domainName(value) == "VIR_FROM_UNKNOWN_\(value)")
+            #expect(LibvirtErrorCatalog.layer(domain: domain) == "libvirt subsystem \(value)")
+            #expect(domain.name == "VIR_FROM_UNKNOWN_\(value)")
         }
         let summary = LibvirtErrorCatalog.summary(
-            code: value, codeName: "", domain: value, message: nil, int1: value, action: "start machine 'a'")
+            code: code, codeName: "", domain: domain, message: nil, int1: value, action: "start machine 'a'")
         #expect(summary.contains("libvirt reported error \(value)"))
         #expect(summary.hasSuffix("(VIR_ERR_UNKNOWN_\(value))"))
     }
@@ -134,14 +139,14 @@ struct LibvirtErrorCatalogCoverageTests {
 /// One expected classification.
 struct LibvirtCatalogClassificationCase: Sendable, CustomTestStringConvertible {
     let label: String
-    let code: Int32
-    let domain: Int32
+    let code: LibvirtError.Code
+    let domain: LibvirtError.Domain
     let int1: Int32
     let message: String?
     let category: ErrorCategory
     let retryable: Bool
 
-    init(_ label: String, code: Int32, domain: Int32, int1: Int32 = -1, message: String? = nil,
+    init(_ label: String, code: LibvirtError.Code, domain: LibvirtError.Domain, int1: Int32 = -1, message: String? = nil,
          _ category: ErrorCategory, retryable: Bool) {
         self.label = label
         self.code = code
@@ -158,68 +163,68 @@ struct LibvirtCatalogClassificationCase: Sendable, CustomTestStringConvertible {
 @Suite("LibvirtErrorCatalog: categories and retry")
 struct LibvirtErrorCatalogClassificationTests {
     static let keyCases: [LibvirtCatalogClassificationCase] = [
-        .init("42 NO_DOMAIN from the test driver", code: 42, domain: 12, message: "Domain not found", .notFound, retryable: false),
-        .init("42 NO_DOMAIN from QEMU", code: 42, domain: 10, .notFound, retryable: false),
-        .init("28 DOM_EXIST", code: 28, domain: 10, .alreadyExists, retryable: false),
-        .init("9 duplicate name (message)", code: 9, domain: 20,
+        .init("42 NO_DOMAIN from the test driver", code: .noDomain, domain: .test, message: "Domain not found", .notFound, retryable: false),
+        .init("42 NO_DOMAIN from QEMU", code: .noDomain, domain: .qemu, .notFound, retryable: false),
+        .init("28 DOM_EXIST", code: .domExist, domain: .qemu, .alreadyExists, retryable: false),
+        .init("9 duplicate name (message)", code: .operationFailed, domain: .domain,
               message: "operation failed: domain 'test' already exists with uuid 6695eb01-f6a4-8304-79aa-97f2502e193f",
               .alreadyExists, retryable: false),
-        .init("9 UUID taken by another name (message)", code: 9, domain: 20,
+        .init("9 UUID taken by another name (message)", code: .operationFailed, domain: .domain,
               message: "operation failed: domain 'web1' is already defined with uuid 6695eb01-f6a4-8304-79aa-97f2502e193f",
               .alreadyExists, retryable: false),
-        .init("9 being removed (message)", code: 9, domain: 20,
+        .init("9 being removed (message)", code: .operationFailed, domain: .domain,
               message: "operation failed: domain 'web1' is already being removed", .invalidState, retryable: true),
-        .init("9 no longer running (message)", code: 9, domain: 10,
+        .init("9 no longer running (message)", code: .operationFailed, domain: .qemu,
               message: "operation failed: domain is no longer running", .invalidState, retryable: false),
-        .init("9 without message", code: 9, domain: 20, .internal, retryable: false),
-        .init("9 with an unrelated message", code: 9, domain: 10,
+        .init("9 without message", code: .operationFailed, domain: .domain, .internal, retryable: false),
+        .init("9 with an unrelated message", code: .operationFailed, domain: .qemu,
               message: "operation failed: guest CPU doesn't match specification", .internal, retryable: false),
-        .init("55 OPERATION_INVALID", code: 55, domain: 20,
+        .init("55 OPERATION_INVALID", code: .operationInvalid, domain: .domain,
               message: "Requested operation is not valid: domain is not running", .invalidState, retryable: false),
-        .init("35 XML_DETAIL", code: 35, domain: 20, .config, retryable: false),
-        .init("27 XML_ERROR", code: 27, domain: 5, .config, retryable: false),
-        .init("21 NO_NAME", code: 21, domain: 20, .config, retryable: false),
-        .init("67 CONFIG_UNSUPPORTED", code: 67, domain: 20, .config, retryable: false),
-        .init("8 INVALID_ARG", code: 8, domain: 0, .invalidArgument, retryable: false),
-        .init("38 SYSTEM_ERROR from RPC, ENOENT on the socket", code: 38, domain: 7, int1: 2, .connection, retryable: true),
-        .init("38 SYSTEM_ERROR from RPC, ECONNREFUSED", code: 38, domain: 7, int1: 111, .connection, retryable: true),
-        .init("38 SYSTEM_ERROR from RPC, host not resolved", code: 38, domain: 7, int1: -1, .connection, retryable: true),
-        .init("38 SYSTEM_ERROR from REMOTE, EIO", code: 38, domain: 13, int1: 5, .connection, retryable: true),
-        .init("38 SYSTEM_ERROR from RPC, EACCES on the socket", code: 38, domain: 7, int1: 13, .permission, retryable: false),
-        .init("38 SYSTEM_ERROR from QEMU, EACCES", code: 38, domain: 10, int1: 13, .permission, retryable: false),
-        .init("38 SYSTEM_ERROR from QEMU, ENOSPC", code: 38, domain: 10, int1: 28, .resource, retryable: false),
-        .init("38 SYSTEM_ERROR from QEMU, ENOMEM", code: 38, domain: 10, int1: 12, .resource, retryable: true),
-        .init("38 SYSTEM_ERROR from QEMU, ETIMEDOUT", code: 38, domain: 10, int1: 110, .timeout, retryable: true),
-        .init("38 SYSTEM_ERROR from QEMU, ENOENT", code: 38, domain: 10, int1: 2, .notFound, retryable: false),
-        .init("38 SYSTEM_ERROR from QEMU, EINVAL", code: 38, domain: 10, int1: 22, .internal, retryable: false),
-        .init("38 SYSTEM_ERROR without errno", code: 38, domain: 10, int1: -1, .internal, retryable: false),
-        .init("1 INTERNAL_ERROR", code: 1, domain: 10, message: "internal error: unexpected QEMU output",
+        .init("35 XML_DETAIL", code: .xmlDetail, domain: .domain, .config, retryable: false),
+        .init("27 XML_ERROR", code: .xmlError, domain: .xml, .config, retryable: false),
+        .init("21 NO_NAME", code: .noName, domain: .domain, .config, retryable: false),
+        .init("67 CONFIG_UNSUPPORTED", code: .configUnsupported, domain: .domain, .config, retryable: false),
+        .init("8 INVALID_ARG", code: .invalidArg, domain: .none, .invalidArgument, retryable: false),
+        .init("38 SYSTEM_ERROR from RPC, ENOENT on the socket", code: .systemError, domain: .rpc, int1: 2, .connection, retryable: true),
+        .init("38 SYSTEM_ERROR from RPC, ECONNREFUSED", code: .systemError, domain: .rpc, int1: 111, .connection, retryable: true),
+        .init("38 SYSTEM_ERROR from RPC, host not resolved", code: .systemError, domain: .rpc, int1: -1, .connection, retryable: true),
+        .init("38 SYSTEM_ERROR from REMOTE, EIO", code: .systemError, domain: .remote, int1: 5, .connection, retryable: true),
+        .init("38 SYSTEM_ERROR from RPC, EACCES on the socket", code: .systemError, domain: .rpc, int1: 13, .permission, retryable: false),
+        .init("38 SYSTEM_ERROR from QEMU, EACCES", code: .systemError, domain: .qemu, int1: 13, .permission, retryable: false),
+        .init("38 SYSTEM_ERROR from QEMU, ENOSPC", code: .systemError, domain: .qemu, int1: 28, .resource, retryable: false),
+        .init("38 SYSTEM_ERROR from QEMU, ENOMEM", code: .systemError, domain: .qemu, int1: 12, .resource, retryable: true),
+        .init("38 SYSTEM_ERROR from QEMU, ETIMEDOUT", code: .systemError, domain: .qemu, int1: 110, .timeout, retryable: true),
+        .init("38 SYSTEM_ERROR from QEMU, ENOENT", code: .systemError, domain: .qemu, int1: 2, .notFound, retryable: false),
+        .init("38 SYSTEM_ERROR from QEMU, EINVAL", code: .systemError, domain: .qemu, int1: 22, .internal, retryable: false),
+        .init("38 SYSTEM_ERROR without errno", code: .systemError, domain: .qemu, int1: -1, .internal, retryable: false),
+        .init("1 INTERNAL_ERROR", code: .internalError, domain: .qemu, message: "internal error: unexpected QEMU output",
               .internal, retryable: false),
-        .init("1 INTERNAL_ERROR from RPC (socket closed)", code: 1, domain: 7,
+        .init("1 INTERNAL_ERROR from RPC (socket closed)", code: .internalError, domain: .rpc,
               message: "internal error: client socket is closed", .connection, retryable: true),
-        .init("1 test driver: already running", code: 1, domain: 12,
+        .init("1 test driver: already running", code: .internalError, domain: .test,
               message: "internal error: Domain 'test' is already running", .invalidState, retryable: false),
-        .init("1 test driver: not paused", code: 1, domain: 12,
+        .init("1 test driver: not paused", code: .internalError, domain: .test,
               message: "internal error: domain 'test' not paused", .invalidState, retryable: false),
-        .init("1 test driver: not running", code: 1, domain: 12,
+        .init("1 test driver: not running", code: .internalError, domain: .test,
               message: "internal error: domain 'test' not running", .invalidState, retryable: false),
-        .init("84 OPERATION_UNSUPPORTED", code: 84, domain: 10, .unsupported, retryable: false),
-        .init("3 NO_SUPPORT", code: 3, domain: 12, .unsupported, retryable: false),
-        .init("74 ARGUMENT_UNSUPPORTED", code: 74, domain: 10, .unsupported, retryable: false),
-        .init("29 OPERATION_DENIED (read-only)", code: 29, domain: 20, .permission, retryable: false),
-        .init("88 ACCESS_DENIED", code: 88, domain: 55, .permission, retryable: false),
-        .init("45 AUTH_FAILED", code: 45, domain: 46, .permission, retryable: false),
-        .init("68 OPERATION_TIMEOUT", code: 68, domain: 10, .timeout, retryable: true),
-        .init("86 AGENT_UNRESPONSIVE", code: 86, domain: 10, .timeout, retryable: true),
-        .init("5 NO_CONNECT", code: 5, domain: 0, .connection, retryable: true),
-        .init("39 RPC", code: 39, domain: 7, .connection, retryable: true),
-        .init("6 INVALID_CONN", code: 6, domain: 0, .connection, retryable: true),
-        .init("87 RESOURCE_BUSY", code: 87, domain: 10, .resource, retryable: true),
-        .init("2 NO_MEMORY", code: 2, domain: 0, .resource, retryable: true),
-        .init("83 BLOCK_COPY_ACTIVE", code: 83, domain: 10, .resource, retryable: true),
-        .init("78 OPERATION_ABORTED", code: 78, domain: 10, .internal, retryable: true),
-        .init("110 MULTIPLE_DOMAINS", code: 110, domain: 10, .invalidArgument, retryable: false),
-        .init("internal error that says try again", code: 1, domain: 10,
+        .init("84 OPERATION_UNSUPPORTED", code: .operationUnsupported, domain: .qemu, .unsupported, retryable: false),
+        .init("3 NO_SUPPORT", code: .noSupport, domain: .test, .unsupported, retryable: false),
+        .init("74 ARGUMENT_UNSUPPORTED", code: .argumentUnsupported, domain: .qemu, .unsupported, retryable: false),
+        .init("29 OPERATION_DENIED (read-only)", code: .operationDenied, domain: .domain, .permission, retryable: false),
+        .init("88 ACCESS_DENIED", code: .accessDenied, domain: .access, .permission, retryable: false),
+        .init("45 AUTH_FAILED", code: .authFailed, domain: .auth, .permission, retryable: false),
+        .init("68 OPERATION_TIMEOUT", code: .operationTimeout, domain: .qemu, .timeout, retryable: true),
+        .init("86 AGENT_UNRESPONSIVE", code: .agentUnresponsive, domain: .qemu, .timeout, retryable: true),
+        .init("5 NO_CONNECT", code: .noConnect, domain: .none, .connection, retryable: true),
+        .init("39 RPC", code: .rpc, domain: .rpc, .connection, retryable: true),
+        .init("6 INVALID_CONN", code: .invalidConn, domain: .none, .connection, retryable: true),
+        .init("87 RESOURCE_BUSY", code: .resourceBusy, domain: .qemu, .resource, retryable: true),
+        .init("2 NO_MEMORY", code: .noMemory, domain: .none, .resource, retryable: true),
+        .init("83 BLOCK_COPY_ACTIVE", code: .blockCopyActive, domain: .qemu, .resource, retryable: true),
+        .init("78 OPERATION_ABORTED", code: .operationAborted, domain: .qemu, .internal, retryable: true),
+        .init("110 MULTIPLE_DOMAINS", code: .multipleDomains, domain: .qemu, .invalidArgument, retryable: false),
+        .init("internal error that says try again", code: .internalError, domain: .qemu,
               message: "internal error: monitor is busy, try again later", .internal, retryable: true),
     ]
 
@@ -231,24 +236,24 @@ struct LibvirtErrorCatalogClassificationTests {
 
     @Test("the three-argument form (no message) classifies by the numbers alone")
     func withoutMessage() {
-        #expect(LibvirtErrorCatalog.category(code: 42, domain: 12, int1: -1) == .notFound)
-        #expect(LibvirtErrorCatalog.category(code: 38, domain: 7, int1: 2) == .connection)
-        #expect(LibvirtErrorCatalog.isRetryable(code: 38, domain: 7, int1: 2))
-        #expect(LibvirtErrorCatalog.category(code: 9, domain: 20, int1: -1) == .internal)
-        #expect(LibvirtErrorCatalog.category(code: 1, domain: 12, int1: -1) == .internal)
+        #expect(LibvirtErrorCatalog.category(code: .noDomain, domain: .test, int1: -1) == .notFound)
+        #expect(LibvirtErrorCatalog.category(code: .systemError, domain: .rpc, int1: 2) == .connection)
+        #expect(LibvirtErrorCatalog.isRetryable(code: .systemError, domain: .rpc, int1: 2))
+        #expect(LibvirtErrorCatalog.category(code: .operationFailed, domain: .domain, int1: -1) == .internal)
+        #expect(LibvirtErrorCatalog.category(code: .internalError, domain: .test, int1: -1) == .internal)
     }
 
     @Test("each category and verdict is consistent: only some categories may be retried")
     func verdictsFollowCategories() {
-        for code in 0..<Int32(LibvirtErrorCatalog.knownCodeCount) {
-            for domain in [Int32(0), 7, 10, 12, 13, 20] {
+        for (code, _) in LibvirtError.Code.known {
+            for domain: LibvirtError.Domain in [.none, .rpc, .qemu, .test, .remote, .domain] {
                 let category = LibvirtErrorCatalog.category(code: code, domain: domain, int1: -1)
                 let retryable = LibvirtErrorCatalog.isRetryable(code: code, domain: domain, int1: -1)
                 switch category {
                 case .notFound, .alreadyExists, .invalidArgument, .config, .permission, .unsupported:
-                    #expect(!retryable, "\(LibvirtErrorCatalog.codeName(code)) from \(domain)")
+                    #expect(!retryable, "\(code) from \(domain)")
                 case .connection, .timeout:
-                    #expect(retryable, "\(LibvirtErrorCatalog.codeName(code)) from \(domain)")
+                    #expect(retryable, "\(code) from \(domain)")
                 case .invalidState, .resource, .internal:
                     break
                 }
@@ -274,26 +279,26 @@ struct LibvirtErrorCatalogClassificationTests {
 struct LibvirtErrorCatalogWordsTests {
     @Test("layers of the domains the worker meets")
     func layers() {
-        #expect(LibvirtErrorCatalog.layer(domain: 0) == "libvirt")
-        #expect(LibvirtErrorCatalog.layer(domain: 7) == "remote connection")
-        #expect(LibvirtErrorCatalog.layer(domain: 10) == "QEMU driver")
-        #expect(LibvirtErrorCatalog.layer(domain: 12) == "test driver")
-        #expect(LibvirtErrorCatalog.layer(domain: 13) == "remote driver")
-        #expect(LibvirtErrorCatalog.layer(domain: 20) == "domain configuration")
-        #expect(LibvirtErrorCatalog.layer(domain: 5) == "XML parser")
-        #expect(LibvirtErrorCatalog.layer(domain: 72) == "Cloud Hypervisor driver")
-        #expect(LibvirtErrorCatalog.layer(domain: 73) == "libvirt subsystem 73")
+        #expect(LibvirtErrorCatalog.layer(domain: .none) == "libvirt")
+        #expect(LibvirtErrorCatalog.layer(domain: .rpc) == "remote connection")
+        #expect(LibvirtErrorCatalog.layer(domain: .qemu) == "QEMU driver")
+        #expect(LibvirtErrorCatalog.layer(domain: .test) == "test driver")
+        #expect(LibvirtErrorCatalog.layer(domain: .remote) == "remote driver")
+        #expect(LibvirtErrorCatalog.layer(domain: .domain) == "domain configuration")
+        #expect(LibvirtErrorCatalog.layer(domain: .xml) == "XML parser")
+        #expect(LibvirtErrorCatalog.layer(domain: .ch) == "Cloud Hypervisor driver")
+        #expect(LibvirtErrorCatalog.layer(domain: .init(rawValue: 73)) == "libvirt subsystem 73")
     }
 
     @Test("problems of the codes the worker meets")
     func problems() {
-        #expect(LibvirtErrorCatalog.problem(code: 42) == "it does not exist")
-        #expect(LibvirtErrorCatalog.problem(code: 55) == "the operation is not valid in the machine's current state")
-        #expect(LibvirtErrorCatalog.problem(code: 38) == "a system call failed")
-        #expect(LibvirtErrorCatalog.problem(code: 9) == "the operation failed")
-        #expect(LibvirtErrorCatalog.problem(code: 1) == "an internal error occurred")
-        #expect(LibvirtErrorCatalog.problem(code: 35) == "the XML is not valid")
-        #expect(LibvirtErrorCatalog.problem(code: 111) == "libvirt reported error 111")
+        #expect(LibvirtErrorCatalog.problem(code: .noDomain) == "it does not exist")
+        #expect(LibvirtErrorCatalog.problem(code: .operationInvalid) == "the operation is not valid in the machine's current state")
+        #expect(LibvirtErrorCatalog.problem(code: .systemError) == "a system call failed")
+        #expect(LibvirtErrorCatalog.problem(code: .operationFailed) == "the operation failed")
+        #expect(LibvirtErrorCatalog.problem(code: .internalError) == "an internal error occurred")
+        #expect(LibvirtErrorCatalog.problem(code: .xmlDetail) == "the XML is not valid")
+        #expect(LibvirtErrorCatalog.problem(code: .init(rawValue: 111)) == "libvirt reported error 111")
     }
 
     @Test("errno names and texts")
@@ -336,9 +341,9 @@ struct LibvirtErrorCatalogWordsTests {
 
 /// One expected summary.
 struct LibvirtCatalogSummaryCase: Sendable, CustomTestStringConvertible {
-    let code: Int32
+    let code: LibvirtError.Code
     let codeName: String
-    let domain: Int32
+    let domain: LibvirtError.Domain
     let message: String?
     let int1: Int32
     let action: String
@@ -351,113 +356,113 @@ struct LibvirtCatalogSummaryCase: Sendable, CustomTestStringConvertible {
 struct LibvirtErrorCatalogSummaryTests {
     static let cases: [LibvirtCatalogSummaryCase] = [
         // The protocol's example: an unknown name on the test driver.
-        LibvirtCatalogSummaryCase(code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 12, message: "Domain not found", int1: -1,
+        LibvirtCatalogSummaryCase(code: .noDomain, codeName: "VIR_ERR_NO_DOMAIN", domain: .test, message: "Domain not found", int1: -1,
                     action: "start machine 'web9'",
                     expected: "test driver: cannot start machine 'web9': it does not exist (VIR_ERR_NO_DOMAIN)"),
-        LibvirtCatalogSummaryCase(code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 10,
+        LibvirtCatalogSummaryCase(code: .noDomain, codeName: "VIR_ERR_NO_DOMAIN", domain: .qemu,
                     message: "Domain not found: no domain with matching name 'web9'", int1: -1,
                     action: "start machine 'web9'",
                     expected: "QEMU driver: cannot start machine 'web9': it does not exist (VIR_ERR_NO_DOMAIN)"),
-        LibvirtCatalogSummaryCase(code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20,
+        LibvirtCatalogSummaryCase(code: .operationInvalid, codeName: "VIR_ERR_OPERATION_INVALID", domain: .domain,
                     message: "Requested operation is not valid: domain is not running", int1: -1,
                     action: "destroy machine 'db1'",
                     expected: "domain configuration: cannot destroy machine 'db1': the operation is not valid in the "
                         + "machine's current state: domain is not running (VIR_ERR_OPERATION_INVALID)"),
         // qemu:///system with no daemon.
-        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
+        LibvirtCatalogSummaryCase(code: .systemError, codeName: "VIR_ERR_SYSTEM_ERROR", domain: .rpc,
                     message: "Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory",
                     int1: 2, action: "connect to qemu:///system",
                     expected: "remote connection: cannot connect to qemu:///system: a system call failed: Failed to "
                         + "connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory "
                         + "(VIR_ERR_SYSTEM_ERROR, ENOENT: No such file or directory)"),
-        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
+        LibvirtCatalogSummaryCase(code: .systemError, codeName: "VIR_ERR_SYSTEM_ERROR", domain: .rpc,
                     message: "unable to connect to server at '127.0.0.1:1': Connection refused",
                     int1: 111, action: "connect to qemu+tcp://127.0.0.1:1/system",
                     expected: "remote connection: cannot connect to qemu+tcp://127.0.0.1:1/system: a system call "
                         + "failed: unable to connect to server at '127.0.0.1:1': Connection refused "
                         + "(VIR_ERR_SYSTEM_ERROR, ECONNREFUSED: Connection refused)"),
         // A system error without an errno (name resolution) names no errno.
-        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 7,
+        LibvirtCatalogSummaryCase(code: .systemError, codeName: "VIR_ERR_SYSTEM_ERROR", domain: .rpc,
                     message: "Unable to resolve address 'no-such-host.invalid' service '16509': Name or service not known",
                     int1: -1, action: "connect to qemu+tcp://no-such-host.invalid/system",
                     expected: "remote connection: cannot connect to qemu+tcp://no-such-host.invalid/system: a system "
                         + "call failed: Unable to resolve address 'no-such-host.invalid' service '16509': Name or "
                         + "service not known (VIR_ERR_SYSTEM_ERROR)"),
         // A system error with an errno this catalog does not name.
-        LibvirtCatalogSummaryCase(code: 38, codeName: "VIR_ERR_SYSTEM_ERROR", domain: 10, message: "cannot do it: Unknown error 500",
+        LibvirtCatalogSummaryCase(code: .systemError, codeName: "VIR_ERR_SYSTEM_ERROR", domain: .qemu, message: "cannot do it: Unknown error 500",
                     int1: 500, action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': a system call failed: cannot do it: Unknown "
                         + "error 500 (VIR_ERR_SYSTEM_ERROR, errno 500)"),
         // A duplicate name, as libvirt reports it.
-        LibvirtCatalogSummaryCase(code: 9, codeName: "VIR_ERR_OPERATION_FAILED", domain: 20,
+        LibvirtCatalogSummaryCase(code: .operationFailed, codeName: "VIR_ERR_OPERATION_FAILED", domain: .domain,
                     message: "operation failed: domain 'test' already exists with uuid 6695eb01-f6a4-8304-79aa-97f2502e193f",
                     int1: -1, action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the operation failed: domain 'test' "
                         + "already exists with uuid 6695eb01-f6a4-8304-79aa-97f2502e193f (VIR_ERR_OPERATION_FAILED)"),
-        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12,
+        LibvirtCatalogSummaryCase(code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .test,
                     message: "internal error: Domain 'test' is already running", int1: -1,
                     action: "start machine 'test'",
                     expected: "test driver: cannot start machine 'test': an internal error occurred: Domain 'test' "
                         + "is already running (VIR_ERR_INTERNAL_ERROR)"),
         // Bad XML: the first line, without libxml's location; the XML echo and caret stay out.
-        LibvirtCatalogSummaryCase(code: 35, codeName: "VIR_ERR_XML_DETAIL", domain: 20,
+        LibvirtCatalogSummaryCase(code: .xmlDetail, codeName: "VIR_ERR_XML_DETAIL", domain: .domain,
                     message: "(domain_definition):1: Premature end of data in tag domain line 1\n"
                         + "<domain type='test'><name>x</name>\n----------------------------------^",
                     int1: -1, action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the XML is not valid: Premature end "
                         + "of data in tag domain line 1 (VIR_ERR_XML_DETAIL)"),
-        LibvirtCatalogSummaryCase(code: 21, codeName: "VIR_ERR_NO_NAME", domain: 20, message: "missing name information", int1: -1,
+        LibvirtCatalogSummaryCase(code: .noName, codeName: "VIR_ERR_NO_NAME", domain: .domain, message: "missing name information", int1: -1,
                     action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the machine's name is missing (VIR_ERR_NO_NAME)"),
-        LibvirtCatalogSummaryCase(code: 67, codeName: "VIR_ERR_CONFIG_UNSUPPORTED", domain: 20,
+        LibvirtCatalogSummaryCase(code: .configUnsupported, codeName: "VIR_ERR_CONFIG_UNSUPPORTED", domain: .domain,
                     message: "unsupported configuration: invalid domain type bogus", int1: -1,
                     action: "define a machine",
                     expected: "domain configuration: cannot define a machine: the configuration is not supported: "
                         + "invalid domain type bogus (VIR_ERR_CONFIG_UNSUPPORTED)"),
-        LibvirtCatalogSummaryCase(code: 29, codeName: "VIR_ERR_OPERATION_DENIED", domain: 20,
+        LibvirtCatalogSummaryCase(code: .operationDenied, codeName: "VIR_ERR_OPERATION_DENIED", domain: .domain,
                     message: "operation forbidden: read only access prevents virDomainDestroy", int1: -1,
                     action: "destroy machine 'test'",
                     expected: "domain configuration: cannot destroy machine 'test': the operation is forbidden on a "
                         + "read-only connection: read only access prevents virDomainDestroy (VIR_ERR_OPERATION_DENIED)"),
-        LibvirtCatalogSummaryCase(code: 68, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: 10,
+        LibvirtCatalogSummaryCase(code: .operationTimeout, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: .qemu,
                     message: "Timed out during operation: cannot acquire state change lock (held by monitor=remoteDispatchDomainCreate)",
                     int1: -1, action: "shut down machine 'web1'",
                     expected: "QEMU driver: cannot shut down machine 'web1': the operation timed out: cannot acquire "
                         + "state change lock (held by monitor=remoteDispatchDomainCreate) (VIR_ERR_OPERATION_TIMEOUT)"),
-        LibvirtCatalogSummaryCase(code: 86, codeName: "VIR_ERR_AGENT_UNRESPONSIVE", domain: 10,
+        LibvirtCatalogSummaryCase(code: .agentUnresponsive, codeName: "VIR_ERR_AGENT_UNRESPONSIVE", domain: .qemu,
                     message: "Guest agent is not responding: QEMU guest agent is not connected", int1: -1,
                     action: "reboot machine 'web1'",
                     expected: "QEMU driver: cannot reboot machine 'web1': the guest agent is not responding: QEMU "
                         + "guest agent is not connected (VIR_ERR_AGENT_UNRESPONSIVE)"),
         // No message: the problem phrase alone.
-        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 0, message: nil, int1: -1,
+        LibvirtCatalogSummaryCase(code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .none, message: nil, int1: -1,
                     action: "list machines",
                     expected: "libvirt: cannot list machines: an internal error occurred (VIR_ERR_INTERNAL_ERROR)"),
         // The message is only libvirt's standard text for the code: nothing is repeated.
-        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10, message: "internal error", int1: -1,
+        LibvirtCatalogSummaryCase(code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .qemu, message: "internal error", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': an internal error occurred (VIR_ERR_INTERNAL_ERROR)"),
         // The prefix twice, white space, a trailing period: stripped.
-        LibvirtCatalogSummaryCase(code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10,
+        LibvirtCatalogSummaryCase(code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .qemu,
                     message: "  internal error: internal error: qemu unexpectedly closed the monitor.  ", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': an internal error occurred: qemu unexpectedly "
                         + "closed the monitor (VIR_ERR_INTERNAL_ERROR)"),
         // A message that only repeats the problem phrase adds nothing.
-        LibvirtCatalogSummaryCase(code: 68, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: 10,
+        LibvirtCatalogSummaryCase(code: .operationTimeout, codeName: "VIR_ERR_OPERATION_TIMEOUT", domain: .qemu,
                     message: "Timed out during operation: the operation timed out", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': the operation timed out (VIR_ERR_OPERATION_TIMEOUT)"),
         // An empty code name: the catalog's name.
-        LibvirtCatalogSummaryCase(code: 87, codeName: "", domain: 10, message: "resource busy: disk is locked", int1: -1,
+        LibvirtCatalogSummaryCase(code: .resourceBusy, codeName: "", domain: .qemu, message: "resource busy: disk is locked", int1: -1,
                     action: "start machine 'a'",
                     expected: "QEMU driver: cannot start machine 'a': a resource is already in use: disk is locked "
                         + "(VIR_ERR_RESOURCE_BUSY)"),
         // No action (an error outside a command).
-        LibvirtCatalogSummaryCase(code: 39, codeName: "VIR_ERR_RPC", domain: 7, message: "connection closed", int1: -1, action: "",
+        LibvirtCatalogSummaryCase(code: .rpc, codeName: "VIR_ERR_RPC", domain: .rpc, message: "connection closed", int1: -1, action: "",
                     expected: "remote connection: the remote procedure call failed: connection closed (VIR_ERR_RPC)"),
         // Values newer than this catalog: the message keeps the reason.
-        LibvirtCatalogSummaryCase(code: 500, codeName: "VIR_ERR_UNKNOWN_500", domain: 99, message: "something new went wrong",
+        LibvirtCatalogSummaryCase(code: .init(rawValue: 500), codeName: "VIR_ERR_UNKNOWN_500", domain: .init(rawValue: 99), message: "something new went wrong",
                     int1: -1, action: "start machine 'x'",
                     expected: "libvirt subsystem 99: cannot start machine 'x': libvirt reported error 500: something "
                         + "new went wrong (VIR_ERR_UNKNOWN_500)"),
@@ -471,18 +476,18 @@ struct LibvirtErrorCatalogSummaryTests {
     }
 
     @Test("libvirt's standard text and prefix never reach the summary twice",
-          arguments: 0..<Int32(111))
-    func noDoubledText(code: Int32) throws {
+          arguments: LibvirtError.Code.known.map(\.value))
+    func noDoubledText(code: LibvirtError.Code) throws {
         let entry = try #require(LibvirtErrorCatalog.codeEntry(code))
-        let name = LibvirtErrorCatalog.codeName(code)
+        let name = code.name
         let phrase = LibvirtErrorCatalog.problem(code: code)
         let bare = LibvirtErrorCatalog.summary(
-            code: code, codeName: name, domain: 10, message: entry.standardText, int1: -1, action: "start machine 'a'")
+            code: code, codeName: name, domain: .qemu, message: entry.standardText, int1: -1, action: "start machine 'a'")
         #expect(bare == "QEMU driver: cannot start machine 'a': \(phrase) (\(name))")
 
         let formatted = entry.messageFormat.replacingOccurrences(of: "%s", with: "the disk vanished")
         let detailed = LibvirtErrorCatalog.summary(
-            code: code, codeName: name, domain: 10, message: formatted, int1: -1, action: "start machine 'a'")
+            code: code, codeName: name, domain: .qemu, message: formatted, int1: -1, action: "start machine 'a'")
         if !entry.showsDetail {
             #expect(detailed == bare)
         } else {
@@ -496,7 +501,7 @@ struct LibvirtErrorCatalogSummaryTests {
     func longMessageIsCut() {
         let long = String(repeating: "x", count: 2000)
         let summary = LibvirtErrorCatalog.summary(
-            code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 10, message: "internal error: " + long, int1: -1,
+            code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .qemu, message: "internal error: " + long, int1: -1,
             action: "start machine 'a'")
         #expect(summary.count < 600)
         #expect(summary.hasSuffix("…" + " (VIR_ERR_INTERNAL_ERROR)"))

@@ -51,24 +51,24 @@ struct ConcurrencyTests {
         for call in 0..<callsPerThread {
             let bogus = "bogus-t\(thread)-c\(call)"
             if call % 2 == 0 {
-                var expectedCode: Int32 = 0
+                var expectedCode = LibvirtError.Code.ok
                 var mustContain: [String] = []
                 let error: LibvirtError?
                 switch call / 2 % 3 {
                 case 0:
                     // The test driver's "Domain not found" does not repeat the name; the code
                     // must still be this call's.
-                    expectedCode = 42
+                    expectedCode = .noDomain
                     error = captureError { () throws(LibvirtError) in _ = try connection.lookup(name: bogus) }
                 case 1:
                     // libxml2 quotes the faulty line, so the message names this call.
-                    expectedCode = 35
+                    expectedCode = .xmlDetail
                     mustContain = [bogus]
                     error = captureError { () throws(LibvirtError) in
                         _ = try connection.define(xml: "<domain type='test'><name>\(bogus)</name>")
                     }
                 default:
-                    expectedCode = 42
+                    expectedCode = .noDomain
                     mustContain = [own, uuid]
                     error = captureError { () throws(LibvirtError) in try stale.suspend() }
                 }

@@ -6,9 +6,9 @@ import Testing
 struct ErrorCase: Sendable, CustomTestStringConvertible {
     var name: String
     var operation: @Sendable (Connection) throws(LibvirtError) -> Void
-    var code: Int32
+    var code: LibvirtError.Code
     var codeName: String
-    var domain: Int32
+    var domain: LibvirtError.Domain
     var domainName: String
     var message: String
     var str1: String?
@@ -22,67 +22,67 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         ErrorCase(
             name: "unknown name",
             operation: { c throws(LibvirtError) in _ = try c.lookup(name: "no-such-machine") },
-            code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .noDomain, codeName: "VIR_ERR_NO_DOMAIN", domain: .test, domainName: "VIR_FROM_TEST",
             message: "Domain not found", str1: "Domain not found", str2: nil
         ),
         ErrorCase(
             name: "unknown UUID",
             operation: { c throws(LibvirtError) in _ = try c.lookup(nameOrUUID: "99999999-2222-3333-4444-000000000001") },
-            code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .noDomain, codeName: "VIR_ERR_NO_DOMAIN", domain: .test, domainName: "VIR_FROM_TEST",
             message: "Domain not found", str1: "Domain not found", str2: nil
         ),
         ErrorCase(
             name: "malformed UUID",
             operation: { c throws(LibvirtError) in _ = try c.lookup(uuid: "not-a-uuid") },
-            code: 8, codeName: "VIR_ERR_INVALID_ARG", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .invalidArg, codeName: "VIR_ERR_INVALID_ARG", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: "Invalid UUID", str1: "virDomainLookupByUUIDString", str2: "uuidstr", int1: 0, int2: 0
         ),
         ErrorCase(
             name: "shutdown while shut off",
             operation: { c throws(LibvirtError) in try c.lookup(name: "web1").shutdown() },
-            code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .test, domainName: "VIR_FROM_TEST",
             message: "internal error: domain 'web1' not running",
             str1: "internal error: %s", str2: "domain 'web1' not running"
         ),
         ErrorCase(
             name: "suspend while shut off",
             operation: { c throws(LibvirtError) in try c.lookup(name: "web1").suspend() },
-            code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .test, domainName: "VIR_FROM_TEST",
             message: "internal error: domain 'web1' not running",
             str1: "internal error: %s", str2: "domain 'web1' not running"
         ),
         ErrorCase(
             name: "resume while running",
             operation: { c throws(LibvirtError) in try c.lookup(name: "db1").resume() },
-            code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .test, domainName: "VIR_FROM_TEST",
             message: "internal error: domain 'db1' not paused",
             str1: "internal error: %s", str2: "domain 'db1' not paused"
         ),
         ErrorCase(
             name: "start while running",
             operation: { c throws(LibvirtError) in try c.lookup(name: "db1").create() },
-            code: 1, codeName: "VIR_ERR_INTERNAL_ERROR", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .internalError, codeName: "VIR_ERR_INTERNAL_ERROR", domain: .test, domainName: "VIR_FROM_TEST",
             message: "internal error: Domain 'db1' is already running",
             str1: "internal error: %s", str2: "Domain 'db1' is already running"
         ),
         ErrorCase(
             name: "destroy while shut off",
             operation: { c throws(LibvirtError) in try c.lookup(name: "web1").destroy() },
-            code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .operationInvalid, codeName: "VIR_ERR_OPERATION_INVALID", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: "Requested operation is not valid: domain is not running",
             str1: "Requested operation is not valid: %s", str2: "domain is not running"
         ),
         ErrorCase(
             name: "reboot while shut off",
             operation: { c throws(LibvirtError) in try c.lookup(name: "web1").reboot() },
-            code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .operationInvalid, codeName: "VIR_ERR_OPERATION_INVALID", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: "Requested operation is not valid: domain is not running",
             str1: "Requested operation is not valid: %s", str2: "domain is not running"
         ),
         ErrorCase(
             name: "malformed XML",
             operation: { c throws(LibvirtError) in _ = try c.define(xml: "<domain type='test'><name>broken</name>") },
-            code: 35, codeName: "VIR_ERR_XML_DETAIL", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .xmlDetail, codeName: "VIR_ERR_XML_DETAIL", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: """
                 (domain_definition):1: Premature end of data in tag domain line 1
                 <domain type='test'><name>broken</name>
@@ -98,14 +98,14 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         ErrorCase(
             name: "XML without an OS type",
             operation: { c throws(LibvirtError) in _ = try c.define(xml: "<domain type='test'><name>x</name></domain>") },
-            code: 27, codeName: "VIR_ERR_XML_ERROR", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .xmlError, codeName: "VIR_ERR_XML_ERROR", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: "XML error: an os <type> must be specified",
             str1: "XML error: %s", str2: "an os <type> must be specified"
         ),
         ErrorCase(
             name: "duplicate name",
             operation: { c throws(LibvirtError) in _ = try c.define(xml: domainXML(name: "web1")) },
-            code: 9, codeName: "VIR_ERR_OPERATION_FAILED", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .operationFailed, codeName: "VIR_ERR_OPERATION_FAILED", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: "operation failed: domain 'web1' already exists with uuid 11111111-2222-3333-4444-000000000001",
             str1: "operation failed: %s",
             str2: "domain 'web1' already exists with uuid 11111111-2222-3333-4444-000000000001"
@@ -117,7 +117,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
                 try web2.undefine()
                 try web2.create()
             },
-            code: 42, codeName: "VIR_ERR_NO_DOMAIN", domain: 12, domainName: "VIR_FROM_TEST",
+            code: .noDomain, codeName: "VIR_ERR_NO_DOMAIN", domain: .test, domainName: "VIR_FROM_TEST",
             message: "Domain not found: no domain with matching uuid '11111111-2222-3333-4444-000000000002' (web2)",
             str1: "Domain not found: %s",
             str2: "no domain with matching uuid '11111111-2222-3333-4444-000000000002' (web2)"
@@ -125,7 +125,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         ErrorCase(
             name: "keepalive on the test driver",
             operation: { c throws(LibvirtError) in try c.setKeepAlive(intervalSeconds: 5, count: 3) },
-            code: 3, codeName: "VIR_ERR_NO_SUPPORT", domain: 20, domainName: "VIR_FROM_DOMAIN",
+            code: .noSupport, codeName: "VIR_ERR_NO_SUPPORT", domain: .domain, domainName: "VIR_FROM_DOMAIN",
             message: "this function is not supported by the connection driver: virConnectSetKeepAlive",
             str1: "this function is not supported by the connection driver: %s",
             str2: "virConnectSetKeepAlive"
@@ -144,7 +144,7 @@ struct ErrorCaptureTests {
         #expect(error.codeName == expected.codeName)
         #expect(error.domain == expected.domain)
         #expect(error.domainName == expected.domainName)
-        #expect(error.level == 2)
+        #expect(error.level == .error)
         #expect(error.levelName == "error")
         #expect(error.message == expected.message)
         #expect(error.message?.isEmpty == false)
@@ -153,7 +153,7 @@ struct ErrorCaptureTests {
         #expect(error.str3 == nil)
         #expect(error.int1 == expected.int1)
         #expect(error.int2 == expected.int2)
-        #expect(error.description.hasPrefix("\(expected.codeName) (\(expected.code)) from \(expected.domainName) (\(expected.domain)): "))
+        #expect(error.description.hasPrefix("\(expected.codeName) (\(expected.code.rawValue)) from \(expected.domainName) (\(expected.domain.rawValue)): "))
     }
 
     /// A daemon URI whose socket does not exist: what `qemu:///system` gives on a host with no
@@ -165,11 +165,11 @@ struct ErrorCaptureTests {
         let error = try #require(captureError { () throws(LibvirtError) in
             _ = try Connection(uri: "qemu+unix:///system?socket=\(Self.noDaemonSocket)")
         })
-        #expect(error.code == 38)
+        #expect(error.code == .systemError)
         #expect(error.codeName == "VIR_ERR_SYSTEM_ERROR")
-        #expect(error.domain == 7)
+        #expect(error.domain == .rpc)
         #expect(error.domainName == "VIR_FROM_RPC")
-        #expect(error.level == 2)
+        #expect(error.level == .error)
         #expect(error.int1 == ENOENT)
         #expect(error.int2 == -1)
         let message = try #require(error.message)
@@ -183,7 +183,7 @@ struct ErrorCaptureTests {
         let node = try NodeFile()
         let connection = try node.connect()
         let failed = captureError { () throws(LibvirtError) in _ = try connection.lookup(name: "missing") }
-        #expect(failed?.code == 42)
+        #expect(failed?.code == .noDomain)
         // libvirt left nothing behind on this thread for a later capture to pick up.
         let afterwards = LibvirtError.last(operation: "nothing")
         #expect(afterwards.message == "nothing failed without an error report")
@@ -192,7 +192,7 @@ struct ErrorCaptureTests {
     @Test func lastWithoutAnErrorReportsAnInternalError() async {
         // A new thread has never seen a libvirt error.
         let error = await onNewThread { LibvirtError.last(operation: "virDomainSomething") }
-        #expect(error.code == 1)
+        #expect(error.code == .internalError)
         #expect(error.codeName == "VIR_ERR_INTERNAL_ERROR")
         #expect(error.domainName == "VIR_FROM_NONE")
         #expect(error.levelName == "error")
@@ -201,10 +201,16 @@ struct ErrorCaptureTests {
 
     @Test func errorsRoundTripThroughCodable() throws {
         let error = LibvirtError(
-            code: 38, domain: 7, level: 2, message: "m", str1: "%s", str2: "m", str3: nil, int1: 2, int2: -1
+            code: .systemError, domain: .rpc, level: .error, message: "m", str1: "%s", str2: "m", str3: nil, int1: 2, int2: -1
         )
-        let decoded = try JSONDecoder().decode(LibvirtError.self, from: JSONEncoder().encode(error))
+        let data = try JSONEncoder().encode(error)
+        let decoded = try JSONDecoder().decode(LibvirtError.self, from: data)
         #expect(decoded == error)
+        // The named fields encode as libvirt's numbers.
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["code"] as? Int == 38)
+        #expect(object["domain"] as? Int == 7)
+        #expect(object["level"] as? Int == 2)
         #expect(decoded.codeName == "VIR_ERR_SYSTEM_ERROR")
         #expect(decoded.domainName == "VIR_FROM_RPC")
     }
@@ -212,7 +218,7 @@ struct ErrorCaptureTests {
     @Test(arguments: [(Int32(0), "none"), (1, "warning"), (2, "error"), (3, "unknown_3"), (-1, "unknown_-1")])
     func levelNames(level: Int32, name: String) {
         let error = LibvirtError(
-            code: 1, domain: 0, level: level, message: nil, str1: nil, str2: nil, str3: nil, int1: 0, int2: 0
+            code: .internalError, domain: .none, level: LibvirtError.Level(rawValue: level), message: nil, str1: nil, str2: nil, str3: nil, int1: 0, int2: 0
         )
         #expect(error.levelName == name)
     }

@@ -48,61 +48,86 @@ func parseCEnum(named typeName: String, in header: String) -> [(name: String, va
 struct ErrorNamesTests {
     static let headerPath = "/usr/include/libvirt/virterror.h"
 
+    /// The name of a value through ``LibvirtError/Code`` or ``LibvirtError/Domain``.
+    static func name(of value: Int32, in enumName: String) -> String {
+        enumName == "virErrorNumber"
+            ? LibvirtError.Code(rawValue: value).name : LibvirtError.Domain(rawValue: value).name
+    }
+
+    /// The `known` table of the type for `enumName`, as numbers and C names.
+    static func known(_ enumName: String) -> [(value: Int32, name: String)] {
+        enumName == "virErrorNumber"
+            ? LibvirtError.Code.known.map { ($0.value.rawValue, $0.name) }
+            : LibvirtError.Domain.known.map { ($0.value.rawValue, $0.name) }
+    }
+
     @Test(arguments: [("virErrorNumber", ["VIR_ERR_", "VIR_WAR_"]), ("virErrorDomain", ["VIR_FROM_"])])
     func everyValueOfTheInstalledHeaderHasItsName(enumName: String, prefixes: [String]) throws {
         let header = try String(contentsOfFile: Self.headerPath, encoding: .utf8)
         let values = try #require(parseCEnum(named: enumName, in: header))
-        let table = enumName == "virErrorNumber" ? ErrorNames.codeNames : ErrorNames.domainNames
         // libvirt 9.0.0 has 111 codes and 73 domains; a newer header must only add values.
         #expect(values.count >= (enumName == "virErrorNumber" ? 111 : 73))
         for (name, _) in values {
             #expect(prefixes.contains { name.hasPrefix($0) } && !name.hasSuffix("_LAST"), "\(name)")
         }
         for (name, value) in values {
-            let named = enumName == "virErrorNumber" ? ErrorNames.codeName(value) : ErrorNames.domainName(value)
-            #expect(named == name, "value \(value)")
+            #expect(Self.name(of: value, in: enumName) == name, "value \(value)")
         }
-        // The table holds nothing the header lacks.
-        let byValue = Dictionary(values.map { ($0.value, $0.name) }, uniquingKeysWith: { first, _ in first })
-        for (index, name) in table.enumerated() {
-            #expect(byValue[Int32(index)] == name, "table entry \(index)")
+        // The table holds nothing the header lacks, and each of its constants has the value of
+        // the C name it is paired with.
+        let byName = Dictionary(values.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let table = Self.known(enumName)
+        for (value, name) in table {
+            #expect(byName[name] == value, "\(name) is \(value) in the table")
         }
+        #expect(Set(table.map(\.value)).count == table.count, "no value twice")
     }
 
     @Test func tablesCoverLibvirt9() {
-        #expect(ErrorNames.codeNames.count == 111)
-        #expect(ErrorNames.domainNames.count == 73)
-        #expect(ErrorNames.codeNames.first == "VIR_ERR_OK")
-        #expect(ErrorNames.codeNames.last == "VIR_ERR_MULTIPLE_DOMAINS")
-        #expect(ErrorNames.domainNames.first == "VIR_FROM_NONE")
-        #expect(ErrorNames.domainNames.last == "VIR_FROM_CH")
+        #expect(LibvirtError.Code.known.count == 111)
+        #expect(LibvirtError.Domain.known.count == 73)
+        #expect(LibvirtError.Code.known.map(\.value.rawValue) == Array(0...110))
+        #expect(LibvirtError.Domain.known.map(\.value.rawValue) == Array(0...72))
+        #expect(LibvirtError.Code.known.first?.name == "VIR_ERR_OK")
+        #expect(LibvirtError.Code.known.last?.name == "VIR_ERR_MULTIPLE_DOMAINS")
+        #expect(LibvirtError.Domain.known.first?.name == "VIR_FROM_NONE")
+        #expect(LibvirtError.Domain.known.last?.name == "VIR_FROM_CH")
     }
 
     @Test(arguments: [
-        (Int32(0), "VIR_ERR_OK"), (1, "VIR_ERR_INTERNAL_ERROR"), (9, "VIR_ERR_OPERATION_FAILED"),
-        (35, "VIR_ERR_XML_DETAIL"), (38, "VIR_ERR_SYSTEM_ERROR"), (42, "VIR_ERR_NO_DOMAIN"),
-        (55, "VIR_ERR_OPERATION_INVALID"),
+        (LibvirtError.Code.ok, "VIR_ERR_OK"), (.internalError, "VIR_ERR_INTERNAL_ERROR"),
+        (.operationFailed, "VIR_ERR_OPERATION_FAILED"), (.xmlDetail, "VIR_ERR_XML_DETAIL"),
+        (.systemError, "VIR_ERR_SYSTEM_ERROR"), (.noDomain, "VIR_ERR_NO_DOMAIN"),
+        (.operationInvalid, "VIR_ERR_OPERATION_INVALID"), (.warNoNetwork, "VIR_WAR_NO_NETWORK"),
     ])
-    func knownCodes(code: Int32, name: String) {
-        #expect(ErrorNames.codeName(code) == name)
+    func knownCodes(code: LibvirtError.Code, name: String) {
+        #expect(code.name == name)
+        #expect(code.description == name)
+    }
+
+    @Test func namedCodesHaveLibvirtsNumbers() {
+        #expect(LibvirtError.Code.noDomain.rawValue == 42)
+        #expect(LibvirtError.Code(rawValue: 42) == .noDomain)
+        #expect(LibvirtError.Domain.test.rawValue == 12)
+        #expect(LibvirtError.Domain(rawValue: 12) == .test)
     }
 
     @Test(arguments: [
-        (Int32(0), "VIR_FROM_NONE"), (7, "VIR_FROM_RPC"), (10, "VIR_FROM_QEMU"), (12, "VIR_FROM_TEST"),
-        (20, "VIR_FROM_DOMAIN"),
+        (LibvirtError.Domain.none, "VIR_FROM_NONE"), (.rpc, "VIR_FROM_RPC"), (.qemu, "VIR_FROM_QEMU"),
+        (.test, "VIR_FROM_TEST"), (.domain, "VIR_FROM_DOMAIN"),
     ])
-    func knownDomains(domain: Int32, name: String) {
-        #expect(ErrorNames.domainName(domain) == name)
+    func knownDomains(domain: LibvirtError.Domain, name: String) {
+        #expect(domain.name == name)
     }
 
-    @Test(arguments: [Int32(-1), Int32.min, Int32.max, Int32(ErrorNames.codeNames.count), 4096])
+    @Test(arguments: [Int32(-1), Int32.min, Int32.max, Int32(LibvirtError.Code.known.count), 4096])
     func unknownCodesGetSyntheticNames(code: Int32) {
-        #expect(ErrorNames.codeName(code) == "VIR_ERR_UNKNOWN_\(code)")
+        #expect(LibvirtError.Code(rawValue: code).name == "VIR_ERR_UNKNOWN_\(code)")
     }
 
-    @Test(arguments: [Int32(-1), Int32.min, Int32.max, Int32(ErrorNames.domainNames.count), 4096])
+    @Test(arguments: [Int32(-1), Int32.min, Int32.max, Int32(LibvirtError.Domain.known.count), 4096])
     func unknownDomainsGetSyntheticNames(domain: Int32) {
-        #expect(ErrorNames.domainName(domain) == "VIR_FROM_UNKNOWN_\(domain)")
+        #expect(LibvirtError.Domain(rawValue: domain).name == "VIR_FROM_UNKNOWN_\(domain)")
     }
 
     @Test func parserHandlesImplicitValuesCommentsAndSentinels() throws {

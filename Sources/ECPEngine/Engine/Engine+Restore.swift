@@ -117,10 +117,7 @@ extension Engine {
             }
             let timeout = restoreSettings.machineTimeoutMs
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) {
-                let record = WorkerErrorRecord(
-                    type: "timeout", category: "timeout", retryable: true,
-                    message: "restoring the machine took longer than \(timeout) ms",
-                    summary: "worker: cannot restore machine '\(entry.name)': it did not finish within \(timeout) ms; the libvirt call goes on and any state change it makes is reported as a machine.event")
+                let record = WorkerErrorRecord.restoreTimeout(machine: entry.name, timeoutMs: timeout)
                 conclude(
                     RestoreOutcomeMessage(
                         restoreId: run.id, trigger: run.trigger, machine: entry.name, uuid: uuid, desired: entry.desired,
@@ -145,12 +142,7 @@ extension Engine {
             restoreId: run.id, trigger: run.trigger, table: table.tableWord, stateFile: store.path,
             total: outcomes.count, counts: counts, durationMs: millis(since: run.started))
         if case .corrupt(let movedTo, let reason) = table {
-            let kept = movedTo == store.path ? "it was kept where it is" : "it was kept aside as \(movedTo)"
-            summary.error = WorkerErrorRecord(
-                type: "corrupt_table", category: "config", retryable: false,
-                message: "the state table \(store.path) could not be read: \(reason); \(kept)",
-                summary: "worker: cannot restore from the state table \(store.path): \(reason); \(kept), and the worker started from an empty table",
-                file: movedTo)
+            summary.error = .corruptTable(path: store.path, movedTo: movedTo, reason: reason)
         }
         // Outcomes in table order, for a stable report.
         let order = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.key, $0) })
@@ -221,7 +213,7 @@ extension Engine {
             domain = try connection.lookup(uuid: uuid)
             found = try domain.state().state
         } catch {
-            if error.code == 42 { return outcome(nil, .missing) }
+            if error.code == .noDomain { return outcome(nil, .missing) }
             session.noteFailure(error, on: connection)
             return failure(error, nil, "restore machine '\(entry.name)'")
         }

@@ -308,11 +308,7 @@ public final class Engine: Sendable {
         let command = job.command
         let timeout = command.timeoutMs ?? 0
         let what = command.machine.map { "\(command.op.verb) machine '\($0)'" } ?? command.op.verb
-        let record = WorkerErrorRecord(
-            type: "timeout", category: "timeout", retryable: true,
-            message: "command did not finish within timeout_ms (\(timeout) ms)",
-            summary: "worker: cannot \(what): it did not finish within \(timeout) ms; the libvirt call goes on and any state change it makes is reported as a machine.event",
-            timeoutMs: timeout)
+        let record = WorkerErrorRecord.commandTimeout(what: what, timeoutMs: timeout)
         logger.warning("command timed out", metadata: commandMetadata(command).merging(["timeout_ms": "\(timeout)"]) { _, n in n })
         publishResult(job, outcome: .failed(.worker(record)))
         // The machine's lane is freed: the worker moves on while the libvirt call runs out.
@@ -525,11 +521,7 @@ public final class Engine: Sendable {
             try? await Task.sleep(for: .milliseconds(5))
         }
         for job in dispatcher.drainQueued() where job.claim() {
-            let record = WorkerErrorRecord(
-                type: "cancelled", category: "resource", retryable: true,
-                message: "the worker stopped before the command could run",
-                summary: "worker: the command was not run because the worker is stopping; send it again when the worker is back")
-            publishResult(job, outcome: .failed(.worker(record)))
+            publishResult(job, outcome: .failed(.worker(.cancelled)))
         }
         if inFlight > 0 {
             logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])

@@ -120,9 +120,7 @@ struct Operations: Sendable {
         } catch let failure as OpFailure {
             return .failed(failure)
         } catch {
-            return .failed(.worker(WorkerErrorRecord(
-                type: "internal", category: "internal", retryable: false, message: "\(error)",
-                summary: "worker: cannot \(action): \(error)")))
+            return .failed(.worker(.internalError(action: action, error: error)))
         }
     }
 
@@ -208,7 +206,7 @@ struct Operations: Sendable {
     static func stateAfterStop(_ d: Domain) throws(LibvirtError) -> DomainState {
         do {
             return try d.state().state
-        } catch where error.code == 42 {
+        } catch where error.code == .noDomain {
             return .shutoff
         }
     }
@@ -224,7 +222,7 @@ struct Operations: Sendable {
         }
         do {
             try d.create(paused: paused)
-        } catch where paused && error.code == 8 && error.domain == 12 {
+        } catch where paused && error.code == .invalidArg && error.domain == .test {
             try d.create(paused: false)
             try d.suspend()
         }
@@ -274,11 +272,7 @@ struct Operations: Sendable {
             return
         }
         let name = command.machine ?? d.name
-        throw OpFailure.worker(WorkerErrorRecord(
-            type: "timeout", category: "timeout", retryable: true,
-            message: "machine did not power off within \(waitMs) ms",
-            summary: "worker: cannot shut down machine '\(name)': the guest did not power off within \(waitMs) ms (send force: true to destroy it then)",
-            timeoutMs: waitMs))
+        throw OpFailure.worker(.shutdownTimeout(machine: name, waitMs: waitMs))
     }
 }
 

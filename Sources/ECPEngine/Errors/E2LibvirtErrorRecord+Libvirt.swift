@@ -10,8 +10,8 @@ extension E2LibvirtErrorRecord {
     init(_ error: LibvirtError, id: String?, op: String?, machine: String?, action: String) {
         self.init(
             id: id, op: op, machine: machine,
-            code: error.code, codeName: error.codeName,
-            domain: error.domain, domainName: error.domainName,
+            code: error.code.rawValue, codeName: error.codeName,
+            domain: error.domain.rawValue, domainName: error.domainName,
             level: error.levelName, message: error.message,
             str1: error.str1, str2: error.str2, str3: error.str3,
             int1: error.int1, int2: error.int2,

@@ -1,9 +1,12 @@
-// The catalog that turns libvirt's numeric error fields (virError.code, .domain, .int1) into
-// words: a category, whether a retry can succeed, the failing layer, the problem, and a one-line
-// summary for a person. It works on raw Int32 values and imports no C module, so it stays pure;
-// the tables it reads are in LibvirtErrorCatalog+Tables.swift.
+// The catalog that turns libvirt's error fields (virError.code, .domain, .int1) into words: a
+// category, whether a retry can succeed, the failing layer, the problem, and a one-line summary
+// for a person. It works on the Libvirt module's named codes and domains, plain values, and calls
+// no libvirt function, so it stays pure; the tables it reads are in LibvirtErrorCatalog+Tables.swift.
 
-/// The 11 categories of the wire protocol (`E2LibvirtError.category`).
+import Libvirt
+
+/// The 11 categories of the wire protocol: every error the worker reports has one, libvirt's
+/// (`E2LibvirtError.category`) and the worker's own (`WorkerErrorRecord.category`).
 public enum ErrorCategory: String, Sendable, Codable, CaseIterable {
     /// The object the operation names does not exist.
     case notFound = "not_found"
@@ -38,37 +41,30 @@ public enum ErrorCategory: String, Sendable, Codable, CaseIterable {
 /// - Definition problems (XML errors, missing name/OS/devices, unsupported configuration
 ///   constructs, incompatible CPU) are `config`: the definition has to change. `invalid_argument`
 ///   is kept for bad API arguments and invalid object handles.
-/// - `VIR_ERR_OPERATION_FAILED` (9) and `VIR_ERR_INTERNAL_ERROR` (1) are generic. libvirt reports
-///   a duplicate machine name as 9 ("domain 'x' already exists with uuid …"), and the test driver
-///   reports state conflicts ("Domain 'x' is already running", "domain 'x' not running") as 1.
+/// - `VIR_ERR_OPERATION_FAILED` and `VIR_ERR_INTERNAL_ERROR` are generic. libvirt reports a
+///   duplicate machine name as the first ("domain 'x' already exists with uuid …"), and the test
+///   driver reports state conflicts ("Domain 'x' is already running", "domain 'x' not running")
+///   as the second.
 ///   When libvirt's `message` is passed, these English phrases refine the category to
-///   `already_exists` or `invalid_state`; without a message, 9 and 1 are `internal`.
-/// - `VIR_ERR_SYSTEM_ERROR` (38) is classified by its layer and errno (`int1`): from the
+///   `already_exists` or `invalid_state`; without a message, both are `internal`.
+/// - `VIR_ERR_SYSTEM_ERROR` is classified by its layer and errno (`int1`): from the
 ///   connection layers (RPC, remote driver, SSH, libssh) it is `connection` and retryable, except
 ///   `EACCES`/`EPERM`, which are `permission`; elsewhere the errno decides (`ENOSPC` → `resource`,
 ///   `ETIMEDOUT` → `timeout`, `ENOENT` → `not_found`, …), and `internal` when it says nothing.
-/// - `VIR_ERR_INTERNAL_ERROR` from the RPC layer (7) is `connection` and retryable ("client
-///   socket is closed", "connection closed due to keepalive timeout").
+/// - `VIR_ERR_INTERNAL_ERROR` from the RPC layer (`VIR_FROM_RPC`) is `connection` and retryable
+///   ("client socket is closed", "connection closed due to keepalive timeout").
 public enum LibvirtErrorCatalog {
+    /// A libvirt error code, such as `.noDomain`.
+    public typealias Code = LibvirtError.Code
+
+    /// A libvirt error domain, such as `.test`.
+    public typealias Domain = LibvirtError.Domain
+
     /// Number of `virErrorNumber` values this catalog knows (111 for libvirt 9.0.0).
     public static let knownCodeCount: Int = codeTable.count
 
     /// Number of `virErrorDomain` values this catalog knows (73 for libvirt 9.0.0).
-    public static let knownDomainCount: Int = domainTable.count
-
-    // MARK: - Names
-
-    /// The libvirt enum name of an error code, e.g. 42 → `VIR_ERR_NO_DOMAIN`;
-    /// `VIR_ERR_UNKNOWN_<n>` for a value this catalog does not know.
-    public static func codeName(_ code: Int32) -> String {
-        codeEntry(code)?.name ?? "VIR_ERR_UNKNOWN_\(code)"
-    }
-
-    /// The libvirt enum name of an error domain, e.g. 12 → `VIR_FROM_TEST`;
-    /// `VIR_FROM_UNKNOWN_<n>` for a value this catalog does not know.
-    public static func domainName(_ domain: Int32) -> String {
-        domainEntry(domain)?.name ?? "VIR_FROM_UNKNOWN_\(domain)"
-    }
+    public static let knownDomainCount: Int = layerTable.count
 
     // MARK: - Classification
 
@@ -76,9 +72,9 @@ public enum LibvirtErrorCatalog {
     ///
     /// The code decides; the domain and `int1` refine it (a system error from the RPC layer is a
     /// `connection` failure, its errno may make it `permission`, `resource`, …), and so does
-    /// libvirt's `message` for the generic codes 1 and 9 when it is given. Unknown codes are
-    /// `internal`.
-    public static func category(code: Int32, domain: Int32, int1: Int32, message: String? = nil) -> ErrorCategory {
+    /// libvirt's `message` for the generic codes `.internalError` and `.operationFailed` when it
+    /// is given. Unknown codes are `internal`.
+    public static func category(code: Code, domain: Domain, int1: Int32, message: String? = nil) -> ErrorCategory {
         classify(code: code, domain: domain, int1: int1, message: message).category
     }
 
@@ -88,24 +84,24 @@ public enum LibvirtErrorCatalog {
     /// an aborted operation and messages that say "try again"; false for missing objects, invalid
     /// arguments, definition errors, permission problems, unsupported operations, state conflicts
     /// and unknown codes.
-    public static func isRetryable(code: Int32, domain: Int32, int1: Int32, message: String? = nil) -> Bool {
+    public static func isRetryable(code: Code, domain: Domain, int1: Int32, message: String? = nil) -> Bool {
         classify(code: code, domain: domain, int1: int1, message: message).retryable
     }
 
     // MARK: - Words
 
-    /// The layer that failed, in words, from the error domain: 12 → "test driver",
-    /// 10 → "QEMU driver", 7 → "remote connection", 20 → "domain configuration", 0 → "libvirt";
-    /// "libvirt subsystem <n>" for a value this catalog does not know.
-    public static func layer(domain: Int32) -> String {
-        domainEntry(domain)?.layer ?? "libvirt subsystem \(domain)"
+    /// The layer that failed, in words, from the error domain: `.test` → "test driver",
+    /// `.qemu` → "QEMU driver", `.rpc` → "remote connection", `.domain` → "domain configuration",
+    /// `.none` → "libvirt"; "libvirt subsystem <n>" for a value this catalog does not know.
+    public static func layer(domain: Domain) -> String {
+        layerTable[domain] ?? "libvirt subsystem \(domain.rawValue)"
     }
 
-    /// What went wrong, in words for a person, from the error code: 42 → "it does not exist",
-    /// 55 → "the operation is not valid in the machine's current state";
+    /// What went wrong, in words for a person, from the error code: `.noDomain` → "it does not
+    /// exist", `.operationInvalid` → "the operation is not valid in the machine's current state";
     /// "libvirt reported error <n>" for a value this catalog does not know.
-    public static func problem(code: Int32) -> String {
-        codeEntry(code)?.problem ?? "libvirt reported error \(code)"
+    public static func problem(code: Code) -> String {
+        codeEntry(code)?.problem ?? "libvirt reported error \(code.rawValue)"
     }
 
     /// The symbolic name of a Linux errno value: 2 → "ENOENT", 13 → "EACCES",
@@ -127,8 +123,8 @@ public enum LibvirtErrorCatalog {
     static let maxDetailLength = 400
 
     /// One sentence for a person: the layer, the operation and machine, what went wrong, and the
-    /// code name; for a system error (38) whose `int1` is an errno (> 0), also the errno's name
-    /// and text.
+    /// code name; for a system error (`.systemError`) whose `int1` is an errno (> 0), also the
+    /// errno's name and text.
     ///
     /// Shape: `<layer>: cannot <action>: <problem>[: <detail>] (<codeName>[, <ERRNO>: <text>])`,
     /// e.g. "test driver: cannot start machine 'web9': it does not exist (VIR_ERR_NO_DOMAIN)".
@@ -141,13 +137,13 @@ public enum LibvirtErrorCatalog {
     ///
     /// - Parameters:
     ///   - code: `virError.code`.
-    ///   - codeName: the libvirt name of `code`; when empty, `codeName(code)` is used.
+    ///   - codeName: the libvirt name of `code`; when empty, `code.name` is used.
     ///   - domain: `virError.domain`.
     ///   - message: `virError.message`.
     ///   - int1: `virError.int1` (the errno of a system error).
     ///   - action: what was being done, e.g. "start machine 'web9'", "define a machine",
     ///     "connect to qemu:///system"; when empty, the "cannot …: " part is left out.
-    public static func summary(code: Int32, codeName: String, domain: Int32, message: String?, int1: Int32, action: String) -> String {
+    public static func summary(code: Code, codeName: String, domain: Domain, message: String?, int1: Int32, action: String) -> String {
         var text = layer(domain: domain) + ": "
         let act = trimmed(action)
         if !act.isEmpty {
@@ -159,8 +155,8 @@ public enum LibvirtErrorCatalog {
             text += ": " + detail
         }
         let name = trimmed(codeName)
-        var tail = name.isEmpty ? Self.codeName(code) : name
-        if code == Code.systemError, int1 > 0 {
+        var tail = name.isEmpty ? code.name : name
+        if code == .systemError, int1 > 0 {
             tail += ", " + errnoLabel(int1)
         }
         text += " (\(tail))"
@@ -175,47 +171,25 @@ public enum LibvirtErrorCatalog {
         let retryable: Bool
     }
 
-    /// Code values the classification treats specially.
-    enum Code {
-        static let internalError: Int32 = 1
-        static let operationFailed: Int32 = 9
-        static let systemError: Int32 = 38
-        static let noDomain: Int32 = 42
-    }
-
-    /// Domain values the classification treats specially.
-    enum Domain {
-        static let rpc: Int32 = 7
-        static let remote: Int32 = 13
-        static let ssh: Int32 = 50
-        static let libssh: Int32 = 66
-        /// The layers a client talks to a daemon through.
-        static let connectionLayers: Set<Int32> = [rpc, remote, ssh, libssh]
-    }
+    /// The layers a client talks to a daemon through.
+    static let connectionLayers: Set<Domain> = [.rpc, .remote, .ssh, .libssh]
 
     /// The table entry of a code, nil when the catalog does not know it.
-    static func codeEntry(_ code: Int32) -> CodeEntry? {
-        guard code >= 0, Int(code) < codeTable.count else { return nil }
-        return codeTable[Int(code)]
-    }
-
-    /// The table entry of a domain, nil when the catalog does not know it.
-    static func domainEntry(_ domain: Int32) -> DomainEntry? {
-        guard domain >= 0, Int(domain) < domainTable.count else { return nil }
-        return domainTable[Int(domain)]
+    static func codeEntry(_ code: Code) -> CodeEntry? {
+        codeTable[code]
     }
 
     /// Category and retry verdict of an error.
-    static func classify(code: Int32, domain: Int32, int1: Int32, message: String?) -> Classification {
+    static func classify(code: Code, domain: Domain, int1: Int32, message: String?) -> Classification {
         guard let entry = codeEntry(code) else {
             return Classification(category: .internal, retryable: false)
         }
         var result = Classification(category: entry.category, retryable: entry.retryable)
-        if code == Code.systemError {
+        if code == .systemError {
             result = classifySystemError(domain: domain, errno: int1)
-        } else if code == Code.internalError, domain == Domain.rpc {
+        } else if code == .internalError, domain == .rpc {
             result = Classification(category: .connection, retryable: true)
-        } else if code == Code.internalError || code == Code.operationFailed,
+        } else if code == .internalError || code == .operationFailed,
                   let refined = classifyGenericMessage(message) {
             result = refined
         }
@@ -225,9 +199,9 @@ public enum LibvirtErrorCatalog {
         return result
     }
 
-    /// A system error (38): the layer and the errno decide.
-    static func classifySystemError(domain: Int32, errno: Int32) -> Classification {
-        if Domain.connectionLayers.contains(domain) {
+    /// A system error (`.systemError`): the layer and the errno decide.
+    static func classifySystemError(domain: Domain, errno: Int32) -> Classification {
+        if connectionLayers.contains(domain) {
             switch errno {
             case 1, 13: // EPERM, EACCES: e.g. the daemon's socket is not ours to open
                 return Classification(category: .permission, retryable: false)
@@ -262,8 +236,8 @@ public enum LibvirtErrorCatalog {
         }
     }
 
-    /// Phrases of libvirt's (untranslated) messages that give away what a generic code (1, 9)
-    /// means, checked in order.
+    /// Phrases of libvirt's (untranslated) messages that give away what a generic code
+    /// (`.internalError`, `.operationFailed`) means, checked in order.
     static let genericMessageRules: [(phrases: [String], result: Classification)] = [
         (["already being removed"],
          Classification(category: .invalidState, retryable: true)),
@@ -291,7 +265,7 @@ public enum LibvirtErrorCatalog {
     }
 
     /// The part of libvirt's message worth adding after the problem phrase, nil when nothing is.
-    static func detail(code: Int32, message: String?, phrase: String) -> String? {
+    static func detail(code: Code, message: String?, phrase: String) -> String? {
         guard let message else { return nil }
         let entry = codeEntry(code)
         if let entry, !entry.showsDetail { return nil }

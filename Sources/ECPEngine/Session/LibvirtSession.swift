@@ -53,7 +53,7 @@ final class LibvirtSession: @unchecked Sendable {
         defer { condition.unlock() }
         if let c = current { return c }
         throw lastError ?? LibvirtError(
-            code: 1, domain: 0, level: 2, message: "no connection to \(uri) has been opened yet",
+            code: .internalError, domain: .none, level: .error, message: "no connection to \(uri) has been opened yet",
             str1: nil, str2: nil, str3: nil, int1: -1, int2: -1)
     }
 
@@ -169,8 +169,8 @@ extension LibvirtError {
     /// The full error record as log metadata.
     var logMetadata: Logger.Metadata {
         var m: Logger.Metadata = [
-            "libvirt.code": "\(code)", "libvirt.code_name": "\(codeName)",
-            "libvirt.domain": "\(domain)", "libvirt.domain_name": "\(domainName)",
+            "libvirt.code": "\(code.rawValue)", "libvirt.code_name": "\(codeName)",
+            "libvirt.domain": "\(domain.rawValue)", "libvirt.domain_name": "\(domainName)",
             "libvirt.level": "\(levelName)",
             "libvirt.int1": "\(int1)", "libvirt.int2": "\(int2)",
         ]

@@ -365,10 +365,11 @@ final class WorkerClient {
         return try result(id, from: w.id)
     }
 
-    /// Whether an id belongs to the harness's own pings.
+    /// Whether an id belongs to the harness's own pings; a readiness ping repeated while the
+    /// worker was slow to start is answered after the test's subscriber connected.
     static func isHarnessID(_ id: String?) -> Bool {
         guard let id else { return false }
-        return id.hasPrefix("sync.") || id.hasPrefix("barrier-")
+        return id.hasPrefix("sync.") || id.hasPrefix("barrier-") || id.hasPrefix("ready-")
     }
 
     // MARK: diagnostics
