@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "Threading"),
         .target(name: "Libvirt", dependencies: ["CLibvirt", "Threading"]),
         .target(name: "ECPProtocol"),
+        // Starting a worker on the libvirt test driver, for ecp-bench and the tests.
+        .target(name: "WorkerLauncher", dependencies: ["ZeroMQ"]),
         .target(
             name: "ECPWorker",
             dependencies: [
@@ -61,18 +63,18 @@ let package = Package(
         .executableTarget(
             name: "ecp-bench",
             dependencies: [
-                "ZeroMQ", "ECPProtocol",
+                "ZeroMQ", "ECPProtocol", "WorkerLauncher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt", "WorkerLauncher"]),
         .testTarget(name: "ECPProtocolTests", dependencies: ["ECPProtocol"]),
         .testTarget(
             name: "ECPWorkerTests",
-            dependencies: ["ECPWorker", "ECPProtocol", "Libvirt", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ECPWorker", "ECPProtocol", "Libvirt", "WorkerLauncher", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol", "WorkerLauncher"]),
     ]
 )
