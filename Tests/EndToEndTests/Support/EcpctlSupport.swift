@@ -205,11 +205,11 @@ final class CtlProcess: Sendable {
         self.started = started
     }
 
-    /// Starts `executable`. Output goes to `logFile` when given (not collected), else it is
-    /// collected. `stdin` is written and closed; without it the child reads `/dev/null`.
+    /// Starts `executable`, collecting its output. `stdin` is written and closed; without it
+    /// the child reads `/dev/null`.
     static func launch(
         _ executable: URL, _ arguments: [String], environment: [String: String] = CtlProcess.cleanEnvironment(),
-        stdin: Data? = nil, logFile: URL? = nil
+        stdin: Data? = nil
     ) throws -> CtlProcess {
         let process = Process()
         process.executableURL = executable
@@ -223,26 +223,13 @@ final class CtlProcess: Sendable {
         process.standardInput = input?.read ?? FileHandle.nullDevice
         var parentCopies: [FileHandle] = []
         if let input { parentCopies.append(input.read) }
-        if let logFile {
-            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: logFile)
-            _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
-            process.standardOutput = handle
-            process.standardError = handle
-            parentCopies.append(handle)
-            child.state.withLock {
-                $0.stdoutClosed = true
-                $0.stderrClosed = true
-            }
-        } else {
-            let out = try CtlPipe()
-            let err = try CtlPipe()
-            process.standardOutput = out.write
-            process.standardError = err.write
-            parentCopies += [out.write, err.write]
-            child.drain(out.read, toStderr: false)
-            child.drain(err.read, toStderr: true)
-        }
+        let out = try CtlPipe()
+        let err = try CtlPipe()
+        process.standardOutput = out.write
+        process.standardError = err.write
+        parentCopies += [out.write, err.write]
+        child.drain(out.read, toStderr: false)
+        child.drain(err.read, toStderr: true)
         process.terminationHandler = { process in
             child.ended(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal)
         }

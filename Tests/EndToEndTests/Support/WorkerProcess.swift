@@ -9,9 +9,6 @@ import Glibc
 typealias WorkerMachine = TestDriverMachine
 
 extension TestDriverMachine {
-    /// A test-driver node file holding `machines`.
-    static func nodeFile(_ machines: [WorkerMachine]) -> String { TestDriverNode.xml(machines) }
-
     /// Shut off when the worker starts.
     static let web1 = WorkerMachine(name: "web1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1001", running: false)
     /// Shut off when the worker starts.
