@@ -51,6 +51,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Starting a worker on the libvirt test driver, for ecp-bench and the tests.
+        .target(name: "WorkerLauncher", dependencies: ["ZeroMQ"]),
         // The worker: an engine wired to a transport, as a service; its configuration and logs.
         .target(
             name: "ECPWorker",
@@ -79,18 +81,21 @@ let package = Package(
         .executableTarget(
             name: "ecp-bench",
             dependencies: [
-                "ZeroMQ", "ECPProtocol",
+                "ZeroMQ", "ECPProtocol", "WorkerLauncher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt", "WorkerLauncher"]),
         .testTarget(name: "ECPProtocolTests", dependencies: ["ECPProtocol"]),
         .testTarget(
             name: "ECPEngineTests",
-            dependencies: ["ECPEngine", "ECPWorker", "ECPProtocol", "Libvirt", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "ECPEngine", "ECPWorker", "ECPProtocol", "Libvirt", "WorkerLauncher",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol", "WorkerLauncher"]),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ECPProtocol
 import Foundation
+import WorkerLauncher
 import ZeroMQ
 
 struct RestoreCommand: ParsableCommand {
@@ -141,7 +142,7 @@ struct RestoreCommand: ParsableCommand {
                 if now - lastNews >= Clock.ns(seconds: stallS) { stopReason = "nothing came for \(Int(stallS)) s"; break }
                 if !worker.isRunning {
                     if worker.failedToOpenSockets && received == 0 && attempt < 3 { break }
-                    throw BenchFailure(2, "the worker exited with status \(worker.exitStatus ?? -1) during the restore\n\(worker.logTail())")
+                    throw BenchFailure(2, "the worker exited with status \(worker.exitStatus ?? -1) during the restore\n\(worker.benchLogTail)")
                 }
                 for event in try subscriber.receive(timeoutMs: 50) {
                     lastNews = event.at
@@ -179,7 +180,7 @@ struct RestoreCommand: ParsableCommand {
 
             // The worker's own record: every outcome, also those the subscription missed.
             let record = try report(context: context, control: control)
-            worker.stop()
+            worker.stop(graceSeconds: 15)
 
             let spawnedAt = worker.spawnedAt
             let ms = { (t: UInt64?) in t.map { Format.tenth(Clock.ms(from: spawnedAt, to: $0)) } }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ECPProtocol
 import Foundation
+import WorkerLauncher
 import ZeroMQ
 
 struct StartupCommand: ParsableCommand {
@@ -121,7 +122,7 @@ struct StartupCommand: ParsableCommand {
                     guard let pingAt = probe.pingAnsweredAt, let eventAt = probe.firstEventAt else {
                         failed += 1
                         lastProblem = "run \(run): " + (worker.isRunning ? "no answer within \(Int(timeoutS)) s" : "the worker exited with status \(worker.exitStatus ?? -1)")
-                            + "\n" + worker.logTail()
+                            + "\n" + worker.benchLogTail
                         worker.stop(graceSeconds: 2)
                         break
                     }
@@ -130,7 +131,7 @@ struct StartupCommand: ParsableCommand {
                     types[probe.firstEventType ?? "unreadable", default: 0] += 1
                     Clock.sleep(ms: 500)
                     if let m = ProcMemory.read(pid: worker.pid) { rss.append(Double(m.rssKiB)) }
-                    let stop = worker.stop()
+                    let stop = worker.stop(graceSeconds: 15)
                     if stop.status != nil { stops.append(stop.ms) }
                 }
             }

@@ -3,6 +3,7 @@ import ECPProtocol
 import Foundation
 import Logging
 import Testing
+import WorkerLauncher
 
 /// A message as a subscriber sees it: topic and parsed JSON.
 struct Received: @unchecked Sendable, CustomStringConvertible {
@@ -67,20 +68,11 @@ struct NodeFile {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-node-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         url = dir.appendingPathComponent("node.xml")
-        var xml = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-        for (i, (name, runstate)) in machines.enumerated() {
-            xml += """
-                <domain type='test'>
-                  <name>\(name)</name>
-                  <uuid>\(Self.uuid(i))</uuid>
-                  <memory>65536</memory><currentMemory>65536</currentMemory><vcpu>1</vcpu>
-                  <os><type>hvm</type></os>
-                  \(runstate == 1 ? "" : "<test:runstate>\(runstate)</test:runstate>")
-                </domain>
-
-                """
-        }
-        xml += "</node>\n"
+        let xml = TestDriverNode.xml(machines.enumerated().map { i, machine in
+            TestDriverMachine(
+                name: machine.0, uuid: Self.uuid(i), runState: TestDriverMachine.RunState(rawValue: machine.1)!,
+                memoryKiB: 65_536, vcpus: 1)
+        })
         try xml.write(to: url, atomically: true, encoding: .utf8)
     }
 

@@ -1,7 +1,7 @@
 import ECPProtocol
 import Foundation
 import Testing
-@testable import ECPWorker
+@testable import ECPEngine
 
 /// The worker's own error records, field by field and as JSON: clients read these texts.
 @Suite("Worker error records")

@@ -71,18 +71,18 @@ struct EcpctlTests {
     @Test("define from a file and from stdin, then undefine")
     func defineUndefine() async throws {
         try await CtlWorker.with { worker in
-            let machine = CtlMachine(name: "web3", uuid: "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f", running: false)
-            let xml = machine.domainXML.replacingOccurrences(of: "<test:runstate>5</test:runstate>", with: "")
+            let uuid = "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f"
+            let xml = WorkerMachine.domainXML(name: "web3", uuid: uuid, memoryKiB: 131_072)
             let file = worker.directory.appendingPathComponent("web3.xml")
             try xml.write(to: file, atomically: true, encoding: .utf8)
 
             let define = try await Ctl.run(["define", file.path] + worker.endpoints)
             #expect(define.status == 0, "\(define)")
-            #expect(define.stdoutLines == ["web3: defined (uuid \(machine.uuid))"], "\(define)")
+            #expect(define.stdoutLines == ["web3: defined (uuid \(uuid))"], "\(define)")
 
             let redefine = try await Ctl.run(["define", "-"] + worker.endpoints, stdin: Data(xml.utf8))
             #expect(redefine.status == 0, "\(redefine)")
-            #expect(redefine.stdoutLines == ["web3: defined (uuid \(machine.uuid))"], "\(redefine)")
+            #expect(redefine.stdoutLines == ["web3: defined (uuid \(uuid))"], "\(redefine)")
 
             let undefine = try await Ctl.run(["undefine", "web3"] + worker.endpoints)
             #expect(undefine.status == 0, "\(undefine)")
@@ -144,10 +144,10 @@ struct EcpctlTests {
             #expect(list.status == 0, "\(list)")
             let rows = list.stdoutLines.map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
             #expect(rows.first == ["NAME", "STATE", "UUID"], "\(list)")
-            for machine in CtlMachine.standard {
+            for machine in WorkerMachine.ecpctlStandard {
                 #expect(rows.contains([machine.name, machine.running ? "running" : "shutoff", machine.uuid]), "\(list)")
             }
-            #expect(rows.count == CtlMachine.standard.count + 1, "\(list)")
+            #expect(rows.count == WorkerMachine.ecpctlStandard.count + 1, "\(list)")
 
             let ping = try await Ctl.run(["ping"] + worker.endpoints)
             #expect(ping.status == 0, "\(ping)")
@@ -416,7 +416,7 @@ struct EcpctlTests {
         ) { worker in
             let list = try await Ctl.run(["list"] + worker.endpoints)
             #expect(list.status == 0, "\(list)")
-            #expect(list.stdoutLines.count == CtlMachine.standard.count + 1, "\(list)")
+            #expect(list.stdoutLines.count == WorkerMachine.ecpctlStandard.count + 1, "\(list)")
 
             let heartbeat = try await Ctl.run(
                 ["tail", "--json", "--count", "1", "--duration-ms", "15000", "heartbeat."] + worker.endpoints)

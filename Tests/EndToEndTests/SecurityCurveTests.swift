@@ -23,7 +23,7 @@ struct SecurityCurveTests {
     private func controlSocketBody() throws {
         let keys = try SecurityKeys.make()
         defer { keys.remove() }
-        let worker = try SecurityWorker.start(arguments: keys.workerArguments)
+        let worker = try WorkerProcess.start(.security(arguments: keys.workerArguments))
         let events = try SecurityPeer(.sub, connect: worker.eventsAddress, curve: keys.admittedClient)
         let admitted = try SecurityPeer(.dealer, connect: worker.controlAddress, curve: keys.admittedClient)
 
@@ -77,7 +77,7 @@ struct SecurityCurveTests {
     private func commandsSocketBody() throws {
         let keys = try SecurityKeys.make()
         defer { keys.remove() }
-        let worker = try SecurityWorker.start(arguments: keys.workerArguments)
+        let worker = try WorkerProcess.start(.security(arguments: keys.workerArguments))
         let events = try SecurityPeer(.sub, connect: worker.eventsAddress, curve: keys.admittedClient)
         let admitted = try SecurityPeer(.pub, connect: worker.commandsAddress, curve: keys.admittedClient)
         try sync(admitted, events: events, worker: worker)
@@ -116,7 +116,7 @@ struct SecurityCurveTests {
     private func eventsSocketBody() throws {
         let keys = try SecurityKeys.make()
         defer { keys.remove() }
-        let worker = try SecurityWorker.start(arguments: keys.workerArguments)
+        let worker = try WorkerProcess.start(.security(arguments: keys.workerArguments))
         let admitted = try SecurityPeer(.sub, connect: worker.eventsAddress, curve: keys.admittedClient)
         let stranger = try SecurityPeer(.sub, connect: worker.eventsAddress, curve: keys.strangerClient)
         let plain = try SecurityPeer(.sub, connect: worker.eventsAddress)
@@ -197,7 +197,7 @@ struct SecurityCurveTests {
     /// Launches a worker that must refuse to start: its exit status and log.
     private func refusedAtStartup(_ arguments: [String]) async throws -> (status: Int32, log: String) {
         try await WorkerTestThread.run("sec-refusal") {
-            let worker = try SecurityWorker(arguments: arguments)
+            let worker = try WorkerProcess.launch(.security(arguments: arguments))
             guard let status = worker.waitForExit(timeout: .seconds(15)) else {
                 worker.stop()
                 Issue.record("the worker started instead of refusing \(arguments)\n\(worker.logTail())")
@@ -217,14 +217,14 @@ struct SecurityCurveTests {
     }
 
     /// Sends a command on a DEALER and waits for its reply.
-    private func call(_ peer: SecurityPeer, _ command: JSONValue, worker: SecurityWorker) throws -> WorkerMessage {
+    private func call(_ peer: SecurityPeer, _ command: JSONValue, worker: WorkerProcess) throws -> WorkerMessage {
         let id = command["id"]?.stringValue
         try peer.send(command, worker: worker.id)
         return try #require(try peer.first { $0.id == id }, "no reply to \(id ?? "?")\n\(worker.logTail())")
     }
 
     /// Publishes pings until the subscriber sees a result of one.
-    private func sync(_ publisher: SecurityPeer, events: SecurityPeer, worker: SecurityWorker) throws {
+    private func sync(_ publisher: SecurityPeer, events: SecurityPeer, worker: WorkerProcess) throws {
         for attempt in 1...75 {
             try publisher.send(WorkerClient.command("ping", id: "sync-\(attempt)"), worker: worker.id)
             let answer = try events.first(timeout: .milliseconds(200)) { $0.type == "result" && ($0.id ?? "").hasPrefix("sync-") }

@@ -19,7 +19,7 @@ struct SecurityStateFileTests {
         let directory = base.appendingPathComponent("state").path
         let stateFile = directory + "/table.json"
 
-        let worker = try SecurityWorker.start(arguments: ["--state-file", stateFile], umask: 0)
+        let worker = try WorkerProcess.start(.security(arguments: ["--state-file", stateFile], umask: 0))
         let control = try SecurityPeer(.dealer, connect: worker.controlAddress)
         #expect(FileManager.default.fileExists(atPath: stateFile) == false, "no table before the first change")
 

@@ -1,5 +1,6 @@
 import Libvirt
 import Testing
+import WorkerLauncher
 
 /// Every domain operation against a node file of its own (private state per connection).
 @Suite("Domain operations on a node file")
@@ -36,9 +37,9 @@ struct DomainOperationTests {
         let domain = try node.connect().lookup(name: machine.name)
         let info = try domain.info()
         #expect(info.state == (machine.running ? .running : .shutoff))
-        #expect(info.maxMemoryKiB == machine.maxMemoryKiB)
-        #expect(info.memoryKiB == machine.memoryKiB)
-        #expect(info.vcpus == machine.vcpus)
+        #expect(info.maxMemoryKiB == UInt64(machine.maxMemoryKiB))
+        #expect(info.memoryKiB == UInt64(machine.memoryKiB))
+        #expect(info.vcpus == UInt32(machine.vcpus))
         #expect(info.cpuTimeNs > 0)
     }
 

@@ -1,29 +1,9 @@
 import Foundation
 import Libvirt
+import WorkerLauncher
 
 /// A domain of a test-driver node file.
-struct TestMachine: Sendable {
-    var name: String
-    var uuid: String
-    var maxMemoryKiB: UInt64 = 1_048_576
-    var memoryKiB: UInt64 = 524_288
-    var vcpus: UInt32 = 2
-    /// `true`: the domain starts running; `false`: shut off (`<test:runstate>5</test:runstate>`).
-    var running: Bool
-
-    var xml: String {
-        """
-          <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-            <name>\(name)</name>
-            <uuid>\(uuid)</uuid>
-            <memory unit='KiB'>\(maxMemoryKiB)</memory>
-            <currentMemory unit='KiB'>\(memoryKiB)</currentMemory>
-            <vcpu>\(vcpus)</vcpu>
-            <os><type>hvm</type></os>
-        \(running ? "" : "    <test:runstate>5</test:runstate>\n")  </domain>
-        """
-    }
-}
+typealias TestMachine = TestDriverMachine
 
 /// A test-driver node file written to a fresh temporary directory; each test gets its own.
 ///
@@ -32,13 +12,13 @@ struct TestMachine: Sendable {
 final class NodeFile: Sendable {
     /// The machines of the default node file.
     static let defaultMachines: [TestMachine] = [
-        TestMachine(name: "web1", uuid: "11111111-2222-3333-4444-000000000001", running: false),
+        TestMachine(name: "web1", uuid: "11111111-2222-3333-4444-000000000001", running: false, maxMemoryKiB: 1_048_576),
         TestMachine(
             name: "web2", uuid: "11111111-2222-3333-4444-000000000002",
-            maxMemoryKiB: 2_097_152, memoryKiB: 1_048_576, vcpus: 4, running: false
+            running: false, memoryKiB: 1_048_576, maxMemoryKiB: 2_097_152, vcpus: 4
         ),
-        TestMachine(name: "db1", uuid: "11111111-2222-3333-4444-000000000003", vcpus: 1, running: true),
-        TestMachine(name: "cache1", uuid: "11111111-2222-3333-4444-000000000004", running: true),
+        TestMachine(name: "db1", uuid: "11111111-2222-3333-4444-000000000003", running: true, maxMemoryKiB: 1_048_576, vcpus: 1),
+        TestMachine(name: "cache1", uuid: "11111111-2222-3333-4444-000000000004", running: true, maxMemoryKiB: 1_048_576),
     ]
 
     let directory: URL
@@ -54,8 +34,7 @@ final class NodeFile: Sendable {
             .appendingPathComponent("libvirt-tests-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("node.xml").path
-        let xml = "<node>\n" + machines.map(\.xml).joined(separator: "\n") + "\n</node>\n"
-        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        try TestDriverNode.xml(machines).write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     /// Opens a connection with private state.

@@ -1,5 +1,6 @@
 import ECPProtocol
 import Foundation
+import WorkerLauncher
 import ZeroMQ
 
 /// The memory figures of a load run, in KiB.
@@ -183,7 +184,7 @@ struct LoadRunner {
 
         guard let handshakeMs = try session.handshake(deadline: min(deadline, Clock.nanos() + 30_000_000_000), alive: alive) else {
             if let worker, !worker.isRunning {
-                throw BenchFailure(2, "the worker exited (status \(worker.exitStatus ?? -1)) before it answered\n\(worker.logTail())")
+                throw BenchFailure(2, "the worker exited (status \(worker.exitStatus ?? -1)) before it answered\n\(worker.benchLogTail)")
             }
             throw BenchFailure(
                 2,
@@ -256,7 +257,7 @@ struct LoadRunner {
                 idle: idle, before: before.rssKiB, after: after.rssKiB, settled: settled,
                 sampledPeak: max(sampledPeak, after.rssKiB), highWater: end?.peakKiB ?? after.peakKiB)
         }
-        if let worker { worker.stop() }
+        if let worker { worker.stop(graceSeconds: 15) }
         return LoadReport(
             workerID: workerID, workerPID: pid, spawned: worker != nil, plan: plan, outcome: outcome,
             handshakeMs: handshakeMs, memory: memory, notRestored: notRestored)
@@ -307,10 +308,10 @@ struct LoadRunner {
                 deadline: min(deadline, Clock.nanos() + 30_000_000_000))
             if probe.pingAnsweredAt != nil { return (session, worker) }
             if worker.failedToOpenSockets {
-                lastLog = worker.logTail()
+                lastLog = worker.benchLogTail
                 continue
             }
-            let tail = worker.logTail()
+            let tail = worker.benchLogTail
             let status = worker.isRunning ? "it is running but did not answer ping within 30 s" : "it exited with status \(worker.exitStatus ?? -1)"
             worker.stop(graceSeconds: 2)
             throw BenchFailure(2, "the started worker is not ready: \(status)\n\(tail)")

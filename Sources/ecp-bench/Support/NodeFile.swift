@@ -1,4 +1,5 @@
 import Foundation
+import WorkerLauncher
 
 /// A libvirt test-driver node file and a state table for a restore run: `count` machines, all
 /// shut off in libvirt, all desired `running` in the table.
@@ -9,34 +10,21 @@ struct RestoreFixture {
     }
 
     var machines: [Machine]
-    /// The machines' state in the node file: shut off (5, what a restore starts) or running (1).
-    var runstate = 5
+    /// The machines' state in the node file: shut off (what a restore starts) or running.
+    var running: Bool
 
     init(count: Int, running: Bool = false) {
-        runstate = running ? 1 : 5
+        self.running = running
         machines = (0..<count).map { k in
             Machine(name: String(format: "bench-m%05d", k + 1), uuid: String(format: "ecb0c0de-0000-4000-8000-%012x", k + 1))
         }
     }
 
-    /// `<node>` with one `<domain type='test'>` per machine, in `runstate`.
+    /// `<node>` with one `<domain type='test'>` per machine, shut off or running.
     var nodeXML: String {
-        var out = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-        for m in machines {
-            out += """
-                  <domain type='test'>
-                    <name>\(m.name)</name>
-                    <uuid>\(m.uuid)</uuid>
-                    <memory unit='KiB'>65536</memory>
-                    <currentMemory unit='KiB'>65536</currentMemory>
-                    <vcpu>1</vcpu>
-                    <os><type>hvm</type></os>
-                    <test:runstate>\(runstate)</test:runstate>
-                  </domain>
-
-                """
-        }
-        return out + "</node>\n"
+        TestDriverNode.xml(machines.map {
+            TestDriverMachine(name: $0.name, uuid: $0.uuid, running: running, memoryKiB: 65_536, vcpus: 1)
+        })
     }
 
     /// The state table (PROTOCOL.md, "State restore"): keyed by UUID, every machine desired

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WorkerLauncher
 
 /// Which worker a load run drives: a running one, or one the bench starts (`--spawn`).
 struct TargetOptions: ParsableArguments {

@@ -1,5 +1,6 @@
 import ECPProtocol
 import Foundation
+import WorkerLauncher
 import ZeroMQ
 
 /// The first moments of a worker's life, seen from outside.

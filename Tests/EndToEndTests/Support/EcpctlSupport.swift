@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import WorkerLauncher
 import ZeroMQ
 
 #if canImport(Glibc)
@@ -10,7 +11,7 @@ import Darwin
 #endif
 
 // Process helpers for the ecpctl end-to-end tests: finding the binaries, running ecpctl and
-// following its output, starting a real worker on the libvirt test driver, picking free ports,
+// following its output, a real worker on the libvirt test driver in ecpctl's terms, picking free ports,
 // and fake ZeroMQ peers for replies a real worker never sends.
 
 // MARK: - Paths
@@ -53,9 +54,6 @@ enum CtlPaths {
 
     /// The ecpctl executable (`ECPCTL_BIN`).
     static func ecpctl() throws -> URL { try executable("ecpctl", variable: "ECPCTL_BIN") }
-
-    /// The worker executable (`ECP_WORKER_BIN`).
-    static func worker() throws -> URL { try executable("ecp-worker", variable: "ECP_WORKER_BIN") }
 
     /// A new, empty temporary directory.
     static func temporaryDirectory() throws -> URL {
@@ -207,11 +205,11 @@ final class CtlProcess: Sendable {
         self.started = started
     }
 
-    /// Starts `executable`. Output goes to `logFile` when given (not collected), else it is
-    /// collected. `stdin` is written and closed; without it the child reads `/dev/null`.
+    /// Starts `executable`, collecting its output. `stdin` is written and closed; without it
+    /// the child reads `/dev/null`.
     static func launch(
         _ executable: URL, _ arguments: [String], environment: [String: String] = CtlProcess.cleanEnvironment(),
-        stdin: Data? = nil, logFile: URL? = nil
+        stdin: Data? = nil
     ) throws -> CtlProcess {
         let process = Process()
         process.executableURL = executable
@@ -225,26 +223,13 @@ final class CtlProcess: Sendable {
         process.standardInput = input?.read ?? FileHandle.nullDevice
         var parentCopies: [FileHandle] = []
         if let input { parentCopies.append(input.read) }
-        if let logFile {
-            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: logFile)
-            _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
-            process.standardOutput = handle
-            process.standardError = handle
-            parentCopies.append(handle)
-            child.state.withLock {
-                $0.stdoutClosed = true
-                $0.stderrClosed = true
-            }
-        } else {
-            let out = try CtlPipe()
-            let err = try CtlPipe()
-            process.standardOutput = out.write
-            process.standardError = err.write
-            parentCopies += [out.write, err.write]
-            child.drain(out.read, toStderr: false)
-            child.drain(err.read, toStderr: true)
-        }
+        let out = try CtlPipe()
+        let err = try CtlPipe()
+        process.standardOutput = out.write
+        process.standardError = err.write
+        parentCopies += [out.write, err.write]
+        child.drain(out.read, toStderr: false)
+        child.drain(err.read, toStderr: true)
         process.terminationHandler = { process in
             child.ended(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal)
         }
@@ -416,138 +401,80 @@ enum Ctl {
 
 // MARK: - Worker
 
-/// A machine of the libvirt test driver's node file.
-struct CtlMachine: Sendable {
-    var name: String
-    var uuid: String
-    var running: Bool
-    var vcpus = 1
-    var memoryKiB = 131_072
-
-    /// web1 and web2 shut off, db1 running.
-    static let standard = [
-        CtlMachine(name: "web1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f", running: false),
-        CtlMachine(name: "web2", uuid: "2f1c4a77-0a1b-4c2d-9e3f-5a6b7c8d9e01", running: false),
-        CtlMachine(name: "db1", uuid: "b0a7f3d2-41c5-4e8a-9b6d-2c3e4f5a6b7c", running: true, vcpus: 2, memoryKiB: 262_144),
+extension TestDriverMachine {
+    /// The ecpctl tests' machines: web1 and web2 shut off, db1 running.
+    static let ecpctlStandard = [
+        WorkerMachine(name: "web1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f", running: false, memoryKiB: 131_072, vcpus: 1),
+        WorkerMachine(name: "web2", uuid: "2f1c4a77-0a1b-4c2d-9e3f-5a6b7c8d9e01", running: false, memoryKiB: 131_072, vcpus: 1),
+        WorkerMachine(name: "db1", uuid: "b0a7f3d2-41c5-4e8a-9b6d-2c3e4f5a6b7c", running: true, memoryKiB: 262_144, vcpus: 2),
     ]
-
-    /// The `<domain type='test'>` element.
-    var domainXML: String {
-        """
-          <domain type='test'>
-            <name>\(name)</name>
-            <uuid>\(uuid)</uuid>
-            <memory>\(memoryKiB)</memory>
-            <vcpu>\(vcpus)</vcpu>
-            <os><type>hvm</type></os>
-        \(running ? "" : "    <test:runstate>5</test:runstate>\n")  </domain>
-        """
-    }
 }
 
-/// A real `ecp-worker` on the libvirt test driver, with its own node file, ports, state file
-/// and log in a temporary directory.
+/// A real `ecp-worker` on the libvirt test driver for ecpctl to talk to: no commands socket,
+/// the worker's own log format, and the endpoints in ecpctl's notation.
 final class CtlWorker: Sendable {
-    /// The worker id (topic suffix).
-    let workerID: String
-    /// The control endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
-    let control: String
-    /// The events endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
-    let events: String
-    /// The temporary directory.
-    let directory: URL
+    let process: WorkerProcess
     /// Further ecpctl options this worker needs (CURVE keys).
     let clientOptions: [String]
-    private let process: CtlProcess
 
-    private init(
-        workerID: String, control: String, events: String, directory: URL, clientOptions: [String], process: CtlProcess
-    ) {
-        self.workerID = workerID
-        self.control = control
-        self.events = events
-        self.directory = directory
-        self.clientOptions = clientOptions
+    private init(process: WorkerProcess, clientOptions: [String]) {
         self.process = process
+        self.clientOptions = clientOptions
     }
+
+    /// The worker id (topic suffix).
+    var workerID: String { process.id }
+    /// The control endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
+    var control: String { ">" + process.controlAddress }
+    /// The events endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
+    var events: String { ">" + process.eventsAddress }
+    /// The worker's temporary directory.
+    var directory: URL { process.directory }
 
     /// `--control <endpoint> --events <endpoint>` and the ``clientOptions``, for ecpctl.
     var endpoints: [String] { ["--control", control, "--events", events] + clientOptions }
 
     /// Runs `body` with a ready worker, then stops the worker with SIGTERM and expects exit
-    /// status 0, also when `body` throws. The worker's directory is removed after a clean run.
+    /// status 0, also when `body` throws.
     static func with(
-        machines: [CtlMachine] = CtlMachine.standard, workerArguments: [String] = [], clientOptions: [String] = [],
+        machines: [WorkerMachine] = WorkerMachine.ecpctlStandard, workerArguments: [String] = [], clientOptions: [String] = [],
         sourceLocation: SourceLocation = #_sourceLocation, _ body: (CtlWorker) async throws -> Void
     ) async throws {
         let worker = try await start(machines: machines, workerArguments: workerArguments, clientOptions: clientOptions)
         do {
             try await body(worker)
         } catch {
-            _ = await worker.stop()
+            _ = try? await worker.stop()
             throw error
         }
-        let result = await worker.stop()
-        let clean = result.status == 0 && !result.signalled && !result.killed
-        #expect(clean, "worker exit: \(result)\n\(worker.log)", sourceLocation: sourceLocation)
-        // The directory (node file, state table, log) is kept when something went wrong.
-        if clean { try? FileManager.default.removeItem(at: worker.directory) }
+        let status = try await worker.stop()
+        #expect(status == 0, "worker exit status \(status.map(String.init) ?? "none: killed")\n\(worker.process.log)", sourceLocation: sourceLocation)
     }
 
-    /// Starts a worker and waits, at most 15 s, until `ecpctl ping` gets an answer from it (the
-    /// reply names this worker: a port lost to another test's worker answers with another
-    /// name). Ports are picked free just before; a worker that could not bind is retried on new
-    /// ports.
+    /// Starts a worker and waits, at most 15 s, until it is ready: it answers ping, or, with
+    /// CURVE `clientOptions` (it then answers no plain client), it logs `worker ready`.
     /// `workerArguments` go to the worker, `clientOptions` to every ecpctl run for it.
     static func start(
-        machines: [CtlMachine] = CtlMachine.standard, workerArguments: [String] = [], clientOptions: [String] = []
+        machines: [WorkerMachine] = WorkerMachine.ecpctlStandard, workerArguments: [String] = [], clientOptions: [String] = []
     ) async throws -> CtlWorker {
-        var lastProblem = ""
-        for _ in 1...3 {
-            let directory = try CtlPaths.temporaryDirectory()
-            let node = directory.appendingPathComponent("node.xml")
-            let nodeXML = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-                + machines.map(\.domainXML).joined(separator: "\n") + "\n</node>\n"
-            try nodeXML.write(to: node, atomically: true, encoding: .utf8)
-            let controlPort = try CtlPorts.free()
-            var eventsPort = try CtlPorts.free()
-            while eventsPort == controlPort { eventsPort = try CtlPorts.free() }
-            let workerID = "ctl-e2e-\(UUID().uuidString.prefix(8).lowercased())"
-            let process = try CtlProcess.launch(
-                try CtlPaths.worker(),
-                [
-                    "--worker-id", workerID, "--libvirt-uri", "test://" + node.path, "--commands", "none",
-                    "--control", "@tcp://127.0.0.1:\(controlPort)", "--events", "@tcp://127.0.0.1:\(eventsPort)",
-                    "--state-file", directory.appendingPathComponent("state.json").path, "--heartbeat-ms", "200",
-                    "--shutdown-grace-s", "5",
-                ] + workerArguments,
-                logFile: directory.appendingPathComponent("worker.log"))
-            let worker = CtlWorker(
-                workerID: workerID, control: ">tcp://127.0.0.1:\(controlPort)", events: ">tcp://127.0.0.1:\(eventsPort)",
-                directory: directory, clientOptions: clientOptions, process: process)
-            let deadline = ContinuousClock.now + .seconds(15)
-            while ContinuousClock.now < deadline && process.isRunning {
-                let ping = try await Ctl.run(["ping", "--json", "--timeout-ms", "500"] + worker.endpoints, limit: .seconds(10))
-                let answeredBy = try? ctlJSONObject(ping.stdoutLines.first ?? "")["worker"] as? String
-                if ping.status == 0 && answeredBy == workerID { return worker }
-            }
-            lastProblem = process.isRunning ? "no answer to ping within 15 s" : "the worker exited at start"
-            _ = await worker.stop()
-            lastProblem += "\n" + worker.log
-            try? FileManager.default.removeItem(at: directory)
-        }
-        throw CtlHarnessError("the worker did not start: \(lastProblem)")
+        var options = WorkerLaunchOptions()
+        options.id = WorkerProcess.uniqueID(prefix: "ctl-e2e-")
+        options.machines = machines
+        options.commandsSocket = false
+        options.logFormat = nil
+        options.logLevel = nil
+        options.shutdownGraceSeconds = 5
+        options.extraArguments = workerArguments
+        if !clientOptions.isEmpty { options.readiness = .logLine("worker ready") }
+        // The worker outlives the thread that starts it: it is stopped from another.
+        options.diesWithLaunchingThread = false
+        let process = try await WorkerTestThread.run("ctl-worker-start") { try WorkerProcess.start(options) }
+        return CtlWorker(process: process, clientOptions: clientOptions)
     }
 
-    /// The worker's log so far.
-    var log: String {
-        (try? String(contentsOf: directory.appendingPathComponent("worker.log"), encoding: .utf8)) ?? ""
-    }
-
-    /// Sends SIGTERM and waits for the exit (killed after 20 s).
-    func stop() async -> CtlResult {
-        process.signal(SIGTERM)
-        return await process.finish(within: .seconds(20))
+    /// Sends SIGTERM and waits for the exit (killed after 20 s): the exit status, nil when killed.
+    func stop() async throws -> Int32? {
+        try await WorkerTestThread.run("ctl-worker-stop") { [process] in process.stop(timeout: .seconds(20)) }
     }
 }
 

@@ -1,6 +1,7 @@
 import ECPProtocol
 import Foundation
 import Testing
+import WorkerLauncher
 import ZeroMQ
 
 #if canImport(Glibc)
@@ -537,7 +538,7 @@ final class HypervisorEventTap {
     private(set) var received: [WorkerMessage] = []
 
     init() throws {
-        address = "tcp://127.0.0.1:\(try WorkerProcess.freePorts(1)[0])"
+        address = "tcp://127.0.0.1:\(try SpawnedWorker.freePorts(1)[0])"
         context = try Context()
         subscriber = try context.makeSocket(.sub)
         try subscriber.setLinger(milliseconds: 0)

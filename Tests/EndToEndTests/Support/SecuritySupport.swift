@@ -7,8 +7,8 @@ import ZeroMQ
 import Glibc
 #endif
 
-// Support for the security tests: CURVE key material on disk, a worker launcher that needs no
-// plain-text ping to know the worker is up (a CURVE worker answers no plain client), CURVE client
+// Support for the security tests: CURVE key material on disk, launch options for a worker that
+// needs no plain-text ping to know it is up (a CURVE worker answers no plain client), CURVE client
 // sockets, the worker's log read line by line, and its resident memory.
 
 /// Key material for a CURVE worker, in a fresh directory: the worker's key pair file (mode 0600),
@@ -81,168 +81,17 @@ enum SecurityFiles {
     }
 }
 
-/// A real `ecp-worker` process launched for the security tests.
-///
-/// Unlike ``WorkerProcess`` it does not ping the worker to know it is up (a CURVE worker answers
-/// no plain client): it waits for the `worker ready` log line, or for the process to exit (a
-/// worker refusing its options). It can also launch the worker under a given umask.
-final class SecurityWorker: @unchecked Sendable {
-    // Safety of @unchecked Sendable: every stored property is set in `init` and never changed;
-    // the exit status lives in a lock-guarded `ExitState`.
-
-    let id: String
-    let directory: URL
-    let nodeFilePath: String
-    let stateFilePath: String
-    let logPath: String
-    let commandsAddress: String
-    let eventsAddress: String
-    let controlAddress: String
-    let arguments: [String]
-    private let process: Process
-    private let exit = ExitState()
-
-    /// The process id (the worker's own: the launcher execs it in place).
-    var pid: Int32 { process.processIdentifier }
-
-    /// Launches a worker on free ports of 127.0.0.1 with a private test-driver node file.
-    /// - Parameters:
-    ///   - arguments: options after the harness's own (the last occurrence of an option wins).
-    ///   - umask: the file mode creation mask the worker runs under, when given.
-    ///   - logFormat: `json` or `text`.
-    init(
-        id: String = WorkerProcess.uniqueID(prefix: "s"), machines: [WorkerMachine] = WorkerMachine.standard,
-        arguments extra: [String] = [], umask: mode_t? = nil, logFormat: String = "json", heartbeatMs: Int = 200
-    ) throws {
-        self.id = id
-        let binary = try WorkerProcess.binaryURL()
-        directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("ecp-sec-\(id)-\(UUID().uuidString.prefix(8))", isDirectory: true)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        nodeFilePath = directory.appendingPathComponent("node.xml").path
-        stateFilePath = directory.appendingPathComponent("state.json").path
-        logPath = directory.appendingPathComponent("worker.log").path
-        try WorkerMachine.nodeFile(machines).write(toFile: nodeFilePath, atomically: true, encoding: .utf8)
-        let ports = try WorkerProcess.freePorts(3)
-        commandsAddress = "tcp://127.0.0.1:\(ports[0])"
-        eventsAddress = "tcp://127.0.0.1:\(ports[1])"
-        controlAddress = "tcp://127.0.0.1:\(ports[2])"
-        arguments = [
-            "--worker-id", id,
-            "--libvirt-uri", "test://\(nodeFilePath)",
-            "--commands=@\(commandsAddress)",
-            "--events=@\(eventsAddress)",
-            "--control=@\(controlAddress)",
-            "--state-file", stateFilePath,
-            "--heartbeat-ms", String(heartbeatMs),
-            "--log-format", logFormat,
-            "--log-level", "debug",
-        ] + extra
-
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process = Process()
-        // `sh` sets the umask and execs the worker in place; setpriv (when present) ties the
-        // worker's life to the launching thread's, as the end-to-end harness does.
-        let shell = ["/bin/sh", "-c", "\(umask.map { "umask \(String($0, radix: 8)); " } ?? "")exec \"$0\" \"$@\"", binary.path] + arguments
-        if FileManager.default.isExecutableFile(atPath: WorkerProcess.setpriv) {
-            process.executableURL = URL(fileURLWithPath: WorkerProcess.setpriv)
-            process.arguments = ["--pdeathsig", "KILL", "--"] + shell
-        } else {
-            process.executableURL = URL(fileURLWithPath: shell[0])
-            process.arguments = Array(shell.dropFirst())
-        }
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ECP_") }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        process.terminationHandler = { [exit] p in exit.record(p.terminationStatus) }
-        try process.run()
-        try? log.close()
+extension WorkerLaunchOptions {
+    /// A worker for the security tests. It is ready when it logs `worker ready`, not when it
+    /// answers a plain ping: a CURVE worker answers no plain client.
+    static func security(arguments: [String] = [], umask: mode_t? = nil) -> WorkerLaunchOptions {
+        var options = WorkerLaunchOptions()
+        options.id = WorkerProcess.uniqueID(prefix: "s")
+        options.extraArguments = arguments
+        options.umask = umask
+        options.readiness = .logLine("worker ready")
+        return options
     }
-
-    /// How the process ended; the termination handler holds this, never the worker itself.
-    private final class ExitState: @unchecked Sendable {
-        // Safety of @unchecked Sendable: `status` is guarded by `lock`.
-        let semaphore = DispatchSemaphore(value: 0)
-        private let lock = NSLock()
-        private var _status: Int32?
-
-        func record(_ status: Int32) {
-            lock.withLock { _status = status }
-            semaphore.signal()
-        }
-
-        var status: Int32? { lock.withLock { _status } }
-    }
-
-    deinit {
-        if isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            _ = exit.semaphore.wait(timeout: .now() + 5)
-        }
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    var isRunning: Bool { exit.status == nil }
-    var exitStatus: Int32? { exit.status }
-
-    /// Launches a worker and waits until it logs `worker ready`.
-    static func start(
-        machines: [WorkerMachine] = WorkerMachine.standard, arguments: [String] = [], umask: mode_t? = nil,
-        logFormat: String = "json", heartbeatMs: Int = 200, timeout: Duration = .seconds(15)
-    ) throws -> SecurityWorker {
-        let worker = try SecurityWorker(machines: machines, arguments: arguments, umask: umask, logFormat: logFormat, heartbeatMs: heartbeatMs)
-        guard worker.waitForLog(timeout: timeout, { $0.contains("worker ready") }) else {
-            throw WorkerHarnessError(description: "the worker did not become ready (exit status \(worker.exitStatus.map(String.init) ?? "none"))\n\(worker.logTail())")
-        }
-        return worker
-    }
-
-    /// Waits until the log satisfies `predicate`, the process exits, or `timeout` passes.
-    func waitForLog(timeout: Duration = .seconds(10), _ predicate: (String) -> Bool) -> Bool {
-        let until = ContinuousClock.now + timeout
-        while ContinuousClock.now < until {
-            if predicate(log) { return true }
-            if !isRunning { return predicate(log) }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return predicate(log)
-    }
-
-    /// Waits for the process to exit; its status, or nil when it still runs after `timeout`.
-    func waitForExit(timeout: Duration = .seconds(15)) -> Int32? {
-        if let status = exitStatus { return status }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        guard exit.semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
-        exit.semaphore.signal()
-        return exitStatus
-    }
-
-    /// SIGTERM, then waits; SIGKILL when it does not exit in time.
-    @discardableResult
-    func stop(timeout: Duration = .seconds(15)) -> Int32? {
-        if isRunning { kill(process.processIdentifier, SIGTERM) }
-        if let status = waitForExit(timeout: timeout) { return status }
-        kill(process.processIdentifier, SIGKILL)
-        return waitForExit(timeout: .seconds(5))
-    }
-
-    /// Everything the worker wrote to stderr and stdout.
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    /// The log's bytes as written.
-    var logBytes: Data { FileManager.default.contents(atPath: logPath) ?? Data() }
-
-    func logTail(lines: Int = 40) -> String {
-        let all = log.split(separator: "\n", omittingEmptySubsequences: true)
-        return "--- worker \(id) log (last \(min(lines, all.count)) of \(all.count) lines) ---\n"
-            + all.suffix(lines).joined(separator: "\n") + "\n--- end of log ---"
-    }
-
-    /// Resident memory in KiB, from `/proc/<pid>/status`.
-    var residentKiB: Int? { SecurityProc.residentKiB(pid: pid) }
 }
 
 enum SecurityProc {

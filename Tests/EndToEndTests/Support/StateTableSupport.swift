@@ -1,6 +1,7 @@
 import ECPProtocol
 import Foundation
 import Testing
+import WorkerLauncher
 
 #if canImport(Glibc)
 import Glibc
@@ -60,7 +61,7 @@ func stateTableLaunchOptions(
     if sharedNodeFile {
         let node = directory.url.appendingPathComponent("node.xml").path
         if !FileManager.default.fileExists(atPath: node) {
-            try WorkerMachine.nodeFile(machines).write(toFile: node, atomically: true, encoding: .utf8)
+            try TestDriverNode.xml(machines).write(toFile: node, atomically: true, encoding: .utf8)
         }
         options.libvirtURI = "test://\(node)"
     }
