@@ -242,9 +242,7 @@ extension ResultMessage {
         w.key("ok"); w.bool(ok)
         if let changed { w.key("changed"); w.bool(changed) }
         if let state { w.key("state"); w.string(state) }
-        if let encodedData {
-            w.key("data"); w.raw(encodedData)
-        } else if let data {
+        if let data {
             w.key("data"); w.value(data)
         }
         if let error {

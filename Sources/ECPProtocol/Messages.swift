@@ -36,9 +36,6 @@ public struct ResultMessage: Codable, Sendable, Equatable {
     public var error: ErrorRecord?
     public var durationMs: Double
     public var duplicate: Bool?
-    /// `data` already written as a JSON object, sent in its place (the worker's `status`, which
-    /// every poller sends, skips building a `JSONValue` this way). Not decoded.
-    public var encodedData: [UInt8]? = nil
 
     enum CodingKeys: String, CodingKey {
         case type, id, op, machine, ok, changed, state, data, error, duplicate

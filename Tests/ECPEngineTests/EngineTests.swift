@@ -189,3 +189,32 @@ struct EngineTests {
         #expect(event["uuid"] as? String == NodeFile.uuid(0))
     }
 }
+
+@Suite("Duplicate answers")
+struct DuplicateAnswerTests {
+    static let results: [ResultMessage] = [
+        ResultMessage(
+            id: "a", op: "status", machine: "web1", ok: true, changed: false, state: "running",
+            data: ["state": "running", "reason": 1, "memory_kib": .int(Int64.max), "persistent": true, "x": nil], durationMs: 0.25),
+        ResultMessage(id: "b", op: "ping", machine: nil, ok: true, changed: false, data: ["uptime_s": 12.5], durationMs: 0),
+        ResultMessage(
+            id: "c", op: "start", machine: "m\n\"q\"", ok: false,
+            error: .worker(.commandTimeout(what: "start machine 'm'", timeoutMs: 5)), durationMs: 1234.567),
+        ResultMessage(
+            id: "d", op: "destroy", machine: "m", ok: false,
+            error: .libvirt(E2LibvirtErrorRecord(
+                id: "d", op: "destroy", machine: "m", code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20,
+                domainName: "VIR_FROM_DOMAIN", level: "error", message: nil, str1: "a", str2: nil, str3: nil, int1: -1,
+                int2: -1, category: "invalid_state", retryable: false, summary: "x")),
+            durationMs: 0.001),
+    ]
+
+    @Test("a duplicate gets the first result as sent, with duplicate: true and nothing else changed", arguments: results)
+    func sameResultMarked(_ first: ResultMessage) throws {
+        let answer = Engine.duplicateAnswer(first.jsonBytes())
+        let decoded = try JSONDecoder().decode(ResultMessage.self, from: Data(answer))
+        var expected = first
+        expected.duplicate = true
+        #expect(decoded == expected)
+    }
+}

@@ -75,16 +75,6 @@ struct JSONWriterTests {
         }
     }
 
-    @Test("a result's already written data goes out as its data")
-    func encodedData() throws {
-        var data = JSONWriter()
-        data.beginObject(); data.key("state"); data.string("running"); data.key("vcpus"); data.int(2); data.endObject()
-        var result = ResultMessage(id: "a", op: "status", machine: "m", ok: true, state: "running", durationMs: 0.25)
-        result.encodedData = data.bytes
-        let decoded = try JSONDecoder().decode(ResultMessage.self, from: result.jsonData())
-        #expect(decoded.data == ["state": "running", "vcpus": 2])
-    }
-
     @Test("strings of every kind are escaped into valid JSON and read back unchanged", arguments: hostile)
     func strings(_ text: String) throws {
         let ack = AcceptedMessage(id: "x", op: "start", machine: text)

@@ -214,7 +214,7 @@ public final class Engine: Sendable {
             return
         case .done(let first):
             logger.debug("duplicate command id; answering with the first result", metadata: commandMetadata(command))
-            sink.send(Outgoing(topic: topics.result, body: Self.markedDuplicate(first), reply: origin.reply))
+            sink.send(Outgoing(topic: topics.result, body: Self.duplicateAnswer(first), reply: origin.reply))
             return
         }
         sink.send(Outgoing(
@@ -338,11 +338,7 @@ public final class Engine: Sendable {
         case .none:
             result.changed = outcome.changed
             result.state = outcome.state?.name
-            if let encoded = outcome.encodedData {
-                result.encodedData = encoded
-            } else {
-                result.data = outcome.data ?? .object([:])
-            }
+            result.data = outcome.data ?? .object([:])
         case .libvirt(let error, let action):
             let record = E2LibvirtErrorRecord(
                 error, id: command.id, op: command.op.rawValue, machine: command.machine, action: action)
@@ -394,11 +390,17 @@ public final class Engine: Sendable {
         deliver(result, job: job, failed: outcome.failure != nil)
     }
 
-    /// A result's bytes with `"duplicate":true` as its first field.
-    static func markedDuplicate(_ body: [UInt8]) -> [UInt8] {
-        var out = Array("{\"duplicate\":true,".utf8)
-        out.append(contentsOf: body[1...])
-        return out
+    /// The answer to a duplicate of a finished command: its first result, as remembered, with
+    /// `duplicate: true`. Duplicates are rare; the memory keeps results in their compact, sent
+    /// form and reads one back only for them.
+    static func duplicateAnswer(_ first: [UInt8]) -> [UInt8] {
+        do {
+            var result = try JSONDecoder().decode(ResultMessage.self, from: Data(first))
+            result.duplicate = true
+            return result.jsonBytes()
+        } catch {
+            preconditionFailure("a remembered result does not read back: \(error)")
+        }
     }
 
     /// The state a successful command asks the machine to be in (nil: it asks for none), and for
@@ -426,7 +428,9 @@ public final class Engine: Sendable {
         let waiters = cache.complete(command.id, result: body)
         sink.send(Outgoing(topic: topics.result, body: body, reply: job.origin.reply))
         if !waiters.isEmpty {
-            let body = Self.markedDuplicate(body)
+            var duplicate = result
+            duplicate.duplicate = true
+            let body = duplicate.jsonBytes()
             for waiter in waiters {
                 sink.send(Outgoing(topic: topics.result, body: body, reply: waiter.reply))
             }

@@ -9,8 +9,6 @@ struct OpOutcome: Sendable {
     var changed: Bool = false
     var state: DomainState?
     var data: JSONValue?
-    /// `data` already written as JSON (status).
-    var encodedData: [UInt8]?
     /// The machine's identity, when the op resolved one (for the state table and the result).
     var machineName: String?
     var machineUUID: String?
@@ -133,18 +131,16 @@ struct Operations: Sendable {
             let persistent = try d.isPersistent()
             let autostart = try d.autostart()
             o.state = state
-            var w = JSONWriter(capacity: 192)
-            w.beginObject()
-            w.key("state"); w.string(state.name)
-            w.key("reason"); w.int(Int64(reason))
-            w.key("vcpus"); w.int(Int64(info.vcpus))
-            w.key("memory_kib"); w.int(Int64(clamping: info.memoryKiB))
-            w.key("max_memory_kib"); w.int(Int64(clamping: info.maxMemoryKiB))
-            w.key("cpu_time_ns"); w.int(Int64(clamping: info.cpuTimeNs))
-            w.key("persistent"); w.bool(persistent)
-            w.key("autostart"); w.bool(autostart)
-            w.endObject()
-            o.encodedData = w.bytes
+            o.data = [
+                "state": .string(state.name),
+                "reason": .int(Int64(reason)),
+                "vcpus": .int(Int64(info.vcpus)),
+                "memory_kib": .int(Int64(clamping: info.memoryKiB)),
+                "max_memory_kib": .int(Int64(clamping: info.maxMemoryKiB)),
+                "cpu_time_ns": .int(Int64(clamping: info.cpuTimeNs)),
+                "persistent": .bool(persistent),
+                "autostart": .bool(autostart),
+            ]
             return o
         }
         let before = try d.state().state

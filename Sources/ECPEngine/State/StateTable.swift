@@ -96,38 +96,9 @@ public struct StateTableError: Error, CustomStringConvertible, Sendable {
 }
 
 extension StateTable {
-    /// The table as the file holds it, written directly: keys sorted, two-space indents, one
-    /// field per line (the layout of `JSONEncoder`'s pretty, sorted output), ending in a newline.
-    /// The table is written after every batch of changes, so this avoids the generic encoder.
-    func fileBytes() -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(160 + machines.count * 200)
-        func text(_ s: String) { out.append(contentsOf: s.utf8) }
-        func quoted(_ s: String) { JSONWriter.appendQuoted(s, to: &out) }
-        func field(_ indent: String, _ key: String, _ value: String, last: Bool = false) {
-            text(indent); quoted(key); text(" : "); quoted(value); text(last ? "\n" : ",\n")
-        }
-        text("{\n  \"machines\" : {")
-        if machines.isEmpty {
-            text("\n\n  },\n")
-        } else {
-            text("\n")
-            for (i, uuid) in machines.keys.sorted().enumerated() {
-                let e = machines[uuid]!
-                text("    "); quoted(uuid); text(" : {\n")
-                field("      ", "desired", e.desired)
-                if let from = e.desiredFrom { field("      ", "desired_from", from) }
-                field("      ", "name", e.name)
-                if let observed = e.observed { field("      ", "observed", observed) }
-                field("      ", "updated_at", e.updatedAt, last: true)
-                text(i == machines.count - 1 ? "    }\n" : "    },\n")
-            }
-            text("  },\n")
-        }
-        field("  ", "saved_at", savedAt)
-        text("  \"version\" : "); JSONWriter.appendDecimal(Int64(version), to: &out); text(",\n")
-        field("  ", "worker", worker, last: true)
-        text("}\n")
-        return out
+    /// The table as the file holds it: keys sorted, two-space indents, one field per line, ending
+    /// in a newline, so a person can read it and a change shows as a line diff.
+    func fileBytes() -> Data {
+        Codec.encodeForFile(self) + Data("\n".utf8)
     }
 }
