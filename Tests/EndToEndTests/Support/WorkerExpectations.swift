@@ -67,9 +67,9 @@ enum WorkerExpect {
         #expect((x.result["duration_ms"]?.doubleValue ?? -1) >= 0, "duration_ms: \(x.result)", sourceLocation: sourceLocation)
         #expect(x.result["duplicate"] == nil || x.result["duplicate"] == false, "a first execution is no duplicate", sourceLocation: sourceLocation)
         #expect(x.ack.run == x.result.run, sourceLocation: sourceLocation)
-        if let ackSeq = x.ack.seq, let resultSeq = x.result.seq {
-            #expect(ackSeq < resultSeq, "the ack (seq \(ackSeq)) goes out before the result (seq \(resultSeq))", sourceLocation: sourceLocation)
-        }
+        // A missing seq fails here as well: every message carries one.
+        let ackSeq = x.ack.seq ?? .max, resultSeq = x.result.seq ?? 0
+        #expect(ackSeq < resultSeq, "the ack (seq \(x.ack.seq.map(String.init) ?? "none")) goes out before the result (seq \(x.result.seq.map(String.init) ?? "none"))", sourceLocation: sourceLocation)
         if let reply = x.reply {
             #expect(reply.envelope == [Data()], "the reply mirrors the [\"\"][json] envelope", sourceLocation: sourceLocation)
             #expect(reply.type == "result", "the control reply is the result, never the ack: \(reply)", sourceLocation: sourceLocation)
