@@ -159,46 +159,19 @@ private struct BenchRun: CustomStringConvertible {
     }
 }
 
-/// Where the built ecp-bench and ecp-worker are: `ECP_BENCH_BIN`, else next to `ECP_WORKER_BIN`,
-/// else next to the running test executable (the build directory), else
-/// `<package root>/.build/debug/ecp-bench`.
+/// Where the built ecp-bench and ecp-worker are: `ECP_BENCH_BIN`, else beside `ECP_WORKER_BIN`,
+/// else where ``BuiltExecutable`` finds it. Without `ECP_WORKER_BIN` the bench takes the worker
+/// built beside it.
 private enum BenchBinaries {
     static func find() throws -> (bench: URL, worker: URL?) {
-        let fm = FileManager.default
         let environment = ProcessInfo.processInfo.environment
         let worker = environment["ECP_WORKER_BIN"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
-        var candidates: [URL] = []
-        if let path = environment["ECP_BENCH_BIN"], !path.isEmpty {
-            let url = URL(fileURLWithPath: path)
-            guard fm.isExecutableFile(atPath: url.path) else { throw BenchHarnessError("ECP_BENCH_BIN=\(path) is not an executable file") }
-            return (url, worker)
+        if environment["ECP_BENCH_BIN"]?.isEmpty != false,
+            let beside = worker?.deletingLastPathComponent().appendingPathComponent("ecp-bench"),
+            BuiltExecutable.isExecutableFile(beside.path) {
+            return (beside, worker)
         }
-        if let worker { candidates.append(worker.deletingLastPathComponent().appendingPathComponent("ecp-bench")) }
-        if let first = CommandLine.arguments.first {
-            var dir = URL(fileURLWithPath: first).resolvingSymlinksInPath().deletingLastPathComponent()
-            for _ in 0..<4 {
-                candidates.append(dir.appendingPathComponent("ecp-bench"))
-                dir.deleteLastPathComponent()
-            }
-        }
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while dir.path != "/" {
-            if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                candidates.append(dir.appendingPathComponent(".build/debug/ecp-bench"))
-                break
-            }
-            dir.deleteLastPathComponent()
-        }
-        for candidate in candidates where fm.isExecutableFile(atPath: candidate.path) {
-            var isDirectory: ObjCBool = false
-            if fm.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                // Without ECP_WORKER_BIN the bench takes the worker built beside it.
-                return (candidate, worker)
-            }
-        }
-        throw BenchHarnessError(
-            "ecp-bench not found; build it (swift build --product ecp-bench) or set ECP_BENCH_BIN. Looked at:\n"
-                + candidates.map(\.path).joined(separator: "\n"))
+        return (try BuiltExecutable.url("ecp-bench", variable: "ECP_BENCH_BIN"), worker)
     }
 }
 

@@ -399,6 +399,8 @@ struct WorkerBadInputTests {
         WorkerExpect.envelope(refusal, worker: worker, type: "request_error", topic: "error.request")
         #expect(refusal.reason == "too_large", "\(refusal)")
         #expect(refusal["detail"]?.stringValue?.isEmpty == false, "\(refusal)")
+        let after = try client.run("list")
+        #expect(after.data == before.data, "the refused document changed nothing\n before: \(before)\n after: \(after)")
 
         // A document of exactly the limit is taken.
         let edge = Self.paddedStart(id: "doc-at-limit", machine: "web2", bytes: 65_536)

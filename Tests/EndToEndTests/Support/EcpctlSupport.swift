@@ -18,42 +18,11 @@ import Darwin
 
 /// Where the package and its built binaries are.
 enum CtlPaths {
-    /// The package root: the first directory above this file that holds `Package.swift`.
-    static func packageRoot(filePath: String = #filePath) -> URL {
-        var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url
-            }
-            url.deleteLastPathComponent()
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    }
-
-    /// A built executable: `$<variable>`, else next to the running test executable, else
-    /// `.build/debug/<name>` in the package.
-    static func executable(_ name: String, variable: String) throws -> URL {
-        if let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty {
-            return URL(fileURLWithPath: path)
-        }
-        var candidates: [URL] = []
-        if let first = CommandLine.arguments.first {
-            let testBinary = URL(fileURLWithPath: first).resolvingSymlinksInPath()
-            candidates.append(testBinary.deletingLastPathComponent().appendingPathComponent(name))
-            // Inside a bundle (`….xctest/Contents/MacOS/…`), the build directory is further up.
-            candidates.append(
-                testBinary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                    .deletingLastPathComponent().appendingPathComponent(name))
-        }
-        candidates.append(packageRoot().appendingPathComponent(".build/debug/\(name)"))
-        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
-            return candidate
-        }
-        throw CtlHarnessError("cannot find the \(name) executable; build it or set \(variable)")
-    }
+    /// The package root.
+    static func packageRoot() -> URL { BuiltExecutable.packageRoot }
 
     /// The ecpctl executable (`ECPCTL_BIN`).
-    static func ecpctl() throws -> URL { try executable("ecpctl", variable: "ECPCTL_BIN") }
+    static func ecpctl() throws -> URL { try BuiltExecutable.url("ecpctl", variable: "ECPCTL_BIN") }
 
     /// A new, empty temporary directory.
     static func temporaryDirectory() throws -> URL {

@@ -269,67 +269,8 @@ final class WorkerProcess: Sendable {
         prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
     }
 
-    /// The `ecp-worker` executable: `ECP_WORKER_BIN`, else the one built next to the test bundle
-    /// (the scratch path this test run was built in), else `<package>/.build/debug/ecp-worker`.
+    /// The `ecp-worker` executable (`ECP_WORKER_BIN`, see ``BuiltExecutable``).
     static func binaryURL() throws -> URL {
-        if let cached = binaryCache.url { return cached }
-        let url = try findBinary()
-        binaryCache.url = url
-        return url
-    }
-
-    private final class BinaryCache: @unchecked Sendable {
-        private let lock = NSLock()
-        private var _url: URL?
-        var url: URL? {
-            get { lock.withLock { _url } }
-            set { lock.withLock { _url = newValue } }
-        }
-    }
-
-    private static let binaryCache = BinaryCache()
-
-    private static func findBinary() throws -> URL {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        if let path = ProcessInfo.processInfo.environment["ECP_WORKER_BIN"], !path.isEmpty {
-            let url = URL(fileURLWithPath: path)
-            guard fm.isExecutableFile(atPath: url.path) else {
-                throw WorkerHarnessError(description: "ECP_WORKER_BIN=\(path) is not an executable file")
-            }
-            return url
-        }
-        // The test bundle lives in the build directory (…/<scratch>/<triple>/debug/), next to the
-        // package's executables; walk up from it a little in case it is nested (a macOS bundle).
-        var executables = [URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()]
-        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            executables.append(URL(fileURLWithPath: exe))
-        }
-        executables.append(Bundle.main.bundleURL)
-        for exe in executables {
-            var dir = exe.deletingLastPathComponent()
-            for _ in 0..<4 {
-                candidates.append(dir.appendingPathComponent("ecp-worker"))
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        // The package root, found from this source file.
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while dir.path != "/" {
-            if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                candidates.append(dir.appendingPathComponent(".build/debug/ecp-worker"))
-                break
-            }
-            dir = dir.deletingLastPathComponent()
-        }
-        for candidate in candidates where fm.isExecutableFile(atPath: candidate.path) {
-            var isDirectory: ObjCBool = false
-            if fm.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                return candidate
-            }
-        }
-        throw WorkerHarnessError(
-            description: "ecp-worker not found; build it (swift build) or set ECP_WORKER_BIN. Looked at:\n"
-                + candidates.map(\.path).joined(separator: "\n"))
+        try BuiltExecutable.url("ecp-worker", variable: "ECP_WORKER_BIN")
     }
 }
