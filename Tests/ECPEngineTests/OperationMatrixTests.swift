@@ -2,50 +2,24 @@
 import ECPProtocol
 import Foundation
 import Testing
+import WorkerLauncher
 
-/// A machine of the matrix's test-driver node file.
-struct OpMatrixMachine: Sendable {
-    var name: String
-    var uuid: String
-    /// `true`: running when the engine connects; `false`: shut off.
-    var running: Bool
-    var memoryKiB: Int = 524_288
-    var vcpus: Int = 2
-
+/// The matrix's test-driver host.
+enum OpMatrixMachine {
     /// Shut off at the start.
-    static let web1 = OpMatrixMachine(name: "web1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1001", running: false)
+    static let web1 = TestDriverMachine(name: "web1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1001", running: false)
     /// Shut off at the start.
-    static let web2 = OpMatrixMachine(name: "web2", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1002", running: false, vcpus: 4)
+    static let web2 = TestDriverMachine(name: "web2", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1002", running: false, vcpus: 4)
     /// Running at the start.
-    static let db1 = OpMatrixMachine(name: "db1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1003", running: true, vcpus: 1)
+    static let db1 = TestDriverMachine(name: "db1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1003", running: true, vcpus: 1)
     /// Running at the start.
-    static let cache1 = OpMatrixMachine(name: "cache1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1004", running: true)
+    static let cache1 = TestDriverMachine(name: "cache1", uuid: "6695eb01-f6a4-8304-79aa-97f2502e1004", running: true)
 
-    static let standard: [OpMatrixMachine] = [web1, web2, db1, cache1]
+    static let standard: [TestDriverMachine] = [web1, web2, db1, cache1]
 
     /// A test-driver node file holding `machines`, in a fresh directory; returns its `test://` URI.
-    static func nodeFile(_ machines: [OpMatrixMachine]) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-matrix-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let url = dir.appendingPathComponent("node.xml")
-        var xml = "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
-        for m in machines {
-            xml += """
-                <domain type='test'>
-                  <name>\(m.name)</name>
-                  <uuid>\(m.uuid)</uuid>
-                  <memory unit='KiB'>\(m.memoryKiB)</memory>
-                  <currentMemory unit='KiB'>\(m.memoryKiB)</currentMemory>
-                  <vcpu>\(m.vcpus)</vcpu>
-                  <os><type>hvm</type></os>
-                  \(m.running ? "" : "<test:runstate>5</test:runstate>")
-                </domain>
-
-                """
-        }
-        xml += "</node>\n"
-        try xml.write(to: url, atomically: true, encoding: .utf8)
-        return "test://" + url.path
+    static func nodeFile(_ machines: [TestDriverMachine]) throws -> String {
+        try NodeFile(machines: machines).uri
     }
 
     /// Domain XML for `define`.

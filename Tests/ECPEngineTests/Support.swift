@@ -65,15 +65,18 @@ struct NodeFile {
 
     /// - Parameter states: (name, libvirt run state number: 1 running, 3 paused, 5 shut off, 6 crashed).
     init(states machines: [(String, Int)]) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-node-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        url = dir.appendingPathComponent("node.xml")
-        let xml = TestDriverNode.xml(machines.enumerated().map { i, machine in
+        try self.init(machines: machines.enumerated().map { i, machine in
             TestDriverMachine(
                 name: machine.0, uuid: Self.uuid(i), runState: TestDriverMachine.RunState(rawValue: machine.1)!,
                 memoryKiB: 65_536, vcpus: 1)
         })
-        try xml.write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    init(machines: [TestDriverMachine]) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ecp-node-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        url = dir.appendingPathComponent("node.xml")
+        try TestDriverNode.xml(machines).write(to: url, atomically: true, encoding: .utf8)
     }
 
     static func uuid(_ i: Int) -> String {
