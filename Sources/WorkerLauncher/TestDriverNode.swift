@@ -58,4 +58,17 @@ public enum TestDriverNode {
         "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
             + machines.map(\.domainXML).joined(separator: "\n") + "\n</node>\n"
     }
+
+    /// The XML of a machine to `define` on the test driver.
+    public static func defineXML(name: String, uuid: String? = nil, memoryKiB: Int = 65_536, vcpus: Int = 1) -> String {
+        """
+        <domain type='test'>
+          <name>\(name)</name>
+          \(uuid.map { "<uuid>\($0)</uuid>" } ?? "")
+          <memory unit='KiB'>\(memoryKiB)</memory>
+          <vcpu>\(vcpus)</vcpu>
+          <os><type>hvm</type></os>
+        </domain>
+        """
+    }
 }

@@ -23,15 +23,7 @@ extension TestDriverMachine {
 
     /// Domain XML for `define`.
     static func domainXML(name: String, uuid: String? = nil, memoryKiB: Int = 65_536, vcpus: Int = 1) -> String {
-        """
-        <domain type='test'>
-          <name>\(name)</name>
-          \(uuid.map { "<uuid>\($0)</uuid>" } ?? "")
-          <memory unit='KiB'>\(memoryKiB)</memory>
-          <vcpu>\(vcpus)</vcpu>
-          <os><type>hvm</type></os>
-        </domain>
-        """
+        TestDriverNode.defineXML(name: name, uuid: uuid, memoryKiB: memoryKiB, vcpus: vcpus)
     }
 }
 
