@@ -96,6 +96,7 @@ public final class Engine: Sendable {
     let startedAt = monotonicNanos()
     let topics: Topics
     private let eventQueue = DispatchQueue(label: "ecp-machine-events")
+    private let machineStops = MachineStops()
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -139,7 +140,8 @@ public final class Engine: Sendable {
             uri: configuration.libvirtURI, logger: logger,
             onEvent: { event in box.engine?.handleLifecycle(event) })
         self.operations = Operations(
-            session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs)
+            session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs,
+            machineStops: machineStops)
         self.dispatcher = Dispatcher<Job>(
             threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
         box.engine = self
@@ -440,6 +442,8 @@ public final class Engine: Sendable {
     // MARK: events
 
     func handleLifecycle(_ event: LifecycleEvent) {
+        // A waiting shutdown hears of its machine's power-off from here, not behind the queue.
+        if Self.stateAfter(event) == .shutoff { machineStops.stopped(event.domainUUID) }
         // Runs on libvirt's event thread; events keep their order on one serial queue, where a
         // `defined` event, which does not imply a state, may ask libvirt for it.
         eventQueue.async { [self] in publishLifecycle(event) }
