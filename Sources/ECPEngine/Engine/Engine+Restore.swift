@@ -51,16 +51,28 @@ struct RestoreRecord: Sendable {
 
 /// A restore under way, and who waits for its summary.
 final class RestoreRun: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock; a
+    // condition variable, not a `Mutex`, because the stagger sleeps on it.
     let id = UUID().uuidString.lowercased()
     let trigger: String
     let started = monotonicNanos()
-    let lock = Lock()
+    let condition = Condition()
     var outcomes: [RestoreOutcomeMessage] = []
     var waiters: [@Sendable (RestoreSummaryMessage) -> Void] = []
     var nextStartAt: UInt64 = 0
+    /// Set when the worker stops: machines still waiting for their turn are not started.
+    var stopping = false
 
     init(trigger: String) {
         self.trigger = trigger
+    }
+
+    /// Ends the stagger's waits at once.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
@@ -70,9 +82,9 @@ extension Engine {
     public func restore(trigger: String, table: StateTableLoad? = nil, completion: @escaping @Sendable (RestoreSummaryMessage) -> Void) {
         let run: RestoreRun? = restoreState.withLock { state in
             if let current = state.current {
-                current.lock.lock()
+                current.condition.lock()
                 current.waiters.append(completion)
-                current.lock.unlock()
+                current.condition.unlock()
                 return nil
             }
             let run = RestoreRun(trigger: trigger)
@@ -132,9 +144,9 @@ extension Engine {
         dispatcherSubmit(jobs, limited: true)
         group.wait()
 
-        run.lock.lock()
+        run.condition.lock()
         let outcomes = run.outcomes
-        run.lock.unlock()
+        run.condition.unlock()
         var counts: [String: Int] = [:]
         for action in RestoreAction.allCases { counts[action.rawValue] = 0 }
         for o in outcomes { counts[o.action, default: 0] += 1 }
@@ -159,16 +171,16 @@ extension Engine {
                 "restore.total": "\(summary.total)", "restore.counts": .dictionary(counts.mapValues { .stringConvertible($0) }),
                 "duration_ms": "\(summary.durationMs)",
             ])
-        run.lock.lock()
+        run.condition.lock()
         let waiters = run.waiters
-        run.lock.unlock()
+        run.condition.unlock()
         for waiter in waiters { waiter(summary) }
     }
 
     private func publishOutcome(_ outcome: RestoreOutcomeMessage, run: RestoreRun) {
-        run.lock.lock()
+        run.condition.lock()
         run.outcomes.append(outcome)
-        run.lock.unlock()
+        run.condition.unlock()
         var metadata: Logger.Metadata = [
             "restore.id": "\(run.id)", "machine.name": "\(outcome.machine)", "machine.uuid": "\(outcome.uuid)",
             "restore.desired": "\(outcome.desired)", "restore.found": "\(outcome.found ?? "undefined")",
@@ -220,7 +232,7 @@ extension Engine {
         let (action, paused) = RestoreAction.decide(desired: entry.desired, found: found)
         switch action {
         case .started, .resumed:
-            staggerWait(run)
+            guard staggerWait(run) else { return outcome(found, .failed, .worker(.cancelled)) }
             do {
                 if action == .started {
                     try Operations.create(domain, paused: paused, current: found)
@@ -240,16 +252,21 @@ extension Engine {
         }
     }
 
-    /// Spaces machine starts by `staggerMs`.
-    private func staggerWait(_ run: RestoreRun) {
+    /// Spaces machine starts by `staggerMs`. Returns false when the worker stops before this
+    /// machine's turn.
+    private func staggerWait(_ run: RestoreRun) -> Bool {
         let stagger = UInt64(restoreSettings.staggerMs) * 1_000_000
-        guard stagger > 0 else { return }
-        run.lock.lock()
-        let now = monotonicNanos()
-        let at = max(now, run.nextStartAt)
+        run.condition.lock()
+        defer { run.condition.unlock() }
+        guard stagger > 0 else { return !run.stopping }
+        let at = max(monotonicNanos(), run.nextStartAt)
         run.nextStartAt = at + stagger
-        run.lock.unlock()
-        if at > now { usleep(UInt32(min((at - now) / 1000, UInt64(UInt32.max)))) }
+        while !run.stopping {
+            let now = monotonicNanos()
+            if now >= at { return true }
+            run.condition.wait(seconds: Double(at - now) / 1e9)
+        }
+        return false
     }
 
     /// The `report` data: the last summary, its outcomes, and the state table.

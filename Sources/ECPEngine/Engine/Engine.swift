@@ -104,11 +104,35 @@ public final class Engine: Sendable {
         var last = RestoreRecord()
     }
 
-    /// Counters for heartbeats.
+    /// Counters for heartbeats, and the wait for the commands in flight at shutdown.
     final class Counters: Sendable {
         let inFlight = Atomic<Int>(0)
         let processed = Atomic<UInt64>(0)
         let failed = Atomic<UInt64>(0)
+        /// Signalled when `inFlight` drops to 0. The count stays an atomic, off the lock, for
+        /// the intake's sake; the lock is only taken to signal, which keeps a waiter that just
+        /// read a count above 0 from missing the wake-up.
+        private let idle = Condition()
+
+        /// One command answered.
+        func answered() {
+            if inFlight.subtract(1, ordering: .relaxed).newValue == 0 {
+                idle.lock()
+                idle.broadcast()
+                idle.unlock()
+            }
+        }
+
+        /// Blocks until no command is in flight or the monotonic instant `deadline` passes.
+        func waitUntilIdle(deadline: UInt64) {
+            idle.lock()
+            defer { idle.unlock() }
+            while inFlight.load(ordering: .relaxed) > 0 {
+                let now = monotonicNanos()
+                if now >= deadline { return }
+                idle.wait(seconds: Double(deadline - now) / 1e9)
+            }
+        }
     }
 
     struct Topics: Sendable {
@@ -423,7 +447,7 @@ public final class Engine: Sendable {
         let command = job.command
         counters.processed.add(1, ordering: .relaxed)
         if failed { counters.failed.add(1, ordering: .relaxed) }
-        counters.inFlight.subtract(1, ordering: .relaxed)
+        counters.answered()
         let body = result.jsonBytes()
         let waiters = cache.complete(command.id, result: body)
         sink.send(Outgoing(topic: topics.result, body: body, reply: job.origin.reply))
@@ -520,10 +544,15 @@ public final class Engine: Sendable {
     /// Waits up to `graceSeconds` for commands in flight; those that have not started by then are
     /// answered with a `cancelled` error. Then stops the threads and the libvirt session.
     public func drain(graceSeconds: Double) async {
-        let deadline = monotonicNanos() + UInt64(graceSeconds * 1e9)
-        while inFlight > 0 && monotonicNanos() < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        // All of it blocks (the wait, libvirt, the last write of the table): it runs on a thread
+        // of its own, off Swift's cooperative pool.
+        await WorkerThread.run(name: "ecp-drain") { [self] in drainBlocking(graceSeconds: graceSeconds) }
+    }
+
+    private func drainBlocking(graceSeconds: Double) {
+        counters.waitUntilIdle(deadline: monotonicNanos() + UInt64(max(0, graceSeconds) * 1e9))
+        // Machines of a restore still waiting for their staggered turn have not started either.
+        restoreState.withLock { $0.current }?.stop()
         for job in dispatcher.drainQueued() where job.claim() {
             publishResult(job, outcome: .failed(.worker(.cancelled)))
         }
