@@ -181,8 +181,14 @@ public final class Engine: Sendable {
     }
 
     /// Breaks the cycle between the session's callbacks and the engine.
-    private final class SessionCallbacks: @unchecked Sendable {
-        weak var engine: Engine?
+    private final class SessionCallbacks: Sendable {
+        private struct Reference { weak var engine: Engine? }
+        private let reference = Mutex(Reference())
+
+        var engine: Engine? {
+            get { reference.withLock { $0.engine } }
+            set { reference.withLock { $0.engine = newValue } }
+        }
     }
 
     /// Takes the state table for this worker (a lock file keeps a second worker off it), reads
