@@ -1,4 +1,3 @@
-import Dispatch
 import ECPProtocol
 import FoundationEssentials
 import Glibc
@@ -13,6 +12,10 @@ import Threading
 /// At rest it uses no CPU. It adds the envelope to each message as it sends it, so `seq` follows
 /// the order in which messages leave.
 public final class SocketTransport: MessageSink, @unchecked Sendable {
+    // Safety of @unchecked Sendable: the shared `var`s are touched under `lock`; the I/O thread's
+    // own (`local`, `sending`, `scratch`, the stamper) by it alone; `handler` and `badFrames` are
+    // set before it starts and cleared after it has ended; `ioThread` is set before it hands over
+    // `opened`.
     /// Endpoints; nil switches a socket off.
     public struct Endpoints: Sendable {
         public var commands: Endpoint?
@@ -55,7 +58,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private var stopping = false
     private var intakeOpen = true
     private var stamper: EnvelopeStamper
-    private let finished = DispatchSemaphore(value: 0)
+    private let finished = OneShot<Void>()
     private var handler: (@Sendable (Data, Origin) -> Void)?
     private var badFrames: (@Sendable (String, Origin) -> Void)?
     /// The endpoints actually bound (with real ports when bound to `*`), by socket name.
@@ -79,29 +82,22 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     ) throws {
         handler = onCommand
         badFrames = onBadFrames
-        let ready = DispatchSemaphore(value: 0)
-        let startError = StartError()
+        let opened = OneShot<(any Error)?>()
         WorkerThread.start(name: "ecp-io", stackSize: 1 << 20) { [self] in
             let sockets: Sockets
             do {
                 sockets = try openSockets()
             } catch {
-                startError.error = error
-                ready.signal()
-                finished.signal()
+                opened.set(error)
+                finished.set(())
                 return
             }
             ioThread = pthread_self()
-            ready.signal()
+            opened.set(nil)
             serve(sockets)
-            finished.signal()
+            finished.set(())
         }
-        ready.wait()
-        if let error = startError.error { throw error }
-    }
-
-    private final class StartError: @unchecked Sendable {
-        var error: (any Error)?
+        if let error = opened.wait() { throw error }
     }
 
     private struct Sockets {

@@ -192,8 +192,11 @@ public final class Worker: Service, Sendable {
         engine.announceStop(reason: "signal")
         // Closing the sockets (with their linger) delivers what is queued, `worker.stopping` included;
         // the context terminates once the last socket is gone.
-        transport.stop()
-        authenticator?.stop()
+        let zap = authenticator
+        await WorkerThread.run(name: "ecp-close") {
+            transport.stop()
+            zap?.stop()
+        }
         // Terminating the context is what waits for the events socket's queued messages
         // (`worker.stopping` among them) to go out, within the sockets' linger.
         if await WorkerThread.run(name: "ecp-zmq-term", timeout: .seconds(5), { context.terminate() }) == nil {
