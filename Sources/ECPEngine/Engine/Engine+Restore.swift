@@ -1,4 +1,3 @@
-import Dispatch
 import ECPProtocol
 import FoundationEssentials
 import Glibc
@@ -62,9 +61,26 @@ final class RestoreRun: @unchecked Sendable {
     var nextStartAt: UInt64 = 0
     /// Set when the worker stops: machines still waiting for their turn are not started.
     var stopping = false
+    /// Machines whose outcome is not in yet.
+    var pending = 0
 
     init(trigger: String) {
         self.trigger = trigger
+    }
+
+    /// One machine's outcome is in.
+    func concluded() {
+        condition.lock()
+        pending -= 1
+        if pending == 0 { condition.broadcast() }
+        condition.unlock()
+    }
+
+    /// Blocks until every machine's outcome is in.
+    func waitForOutcomes() {
+        condition.lock()
+        while pending > 0 { condition.wait() }
+        condition.unlock()
     }
 
     /// Ends the stagger's waits at once.
@@ -109,10 +125,11 @@ extension Engine {
                 "restore.id": "\(run.id)", "restore.trigger": "\(run.trigger)", "restore.table": "\(table.tableWord)",
                 "restore.machines": "\(entries.count)", "state.file": "\(store.path)",
             ])
-        let group = DispatchGroup()
+        run.condition.lock()
+        run.pending = entries.count
+        run.condition.unlock()
         var jobs: [(job: Job, lanes: [String])] = []
         for (uuid, entry) in entries {
-            group.enter()
             let command = Command(id: "restore-\(run.id)", op: .restore, machine: entry.name)
             let lanes = Array(Set([Self.laneKey(entry.name), Self.laneKey(uuid)]))
             let begun = monotonicNanos()
@@ -120,7 +137,7 @@ extension Engine {
                 guard job.claim() else { return }
                 publishOutcome(outcome, run: run)
                 dispatcherRelease(job)
-                group.leave()
+                run.concluded()
             }
             let job = Job(command: command, origin: .local, lanes: lanes) { [self] job in
                 let outcome = restoreMachine(uuid: uuid, entry: entry, run: run, begun: begun)
@@ -128,7 +145,7 @@ extension Engine {
                 dispatcherRelease(job)
             }
             let timeout = restoreSettings.machineTimeoutMs
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) {
+            deadlines.run(afterMilliseconds: timeout) {
                 let record = WorkerErrorRecord.restoreTimeout(machine: entry.name, timeoutMs: timeout)
                 conclude(
                     RestoreOutcomeMessage(
@@ -142,7 +159,7 @@ extension Engine {
         // All at once: a command for one of these machines that arrives while the restore runs
         // waits for that machine's restore, even one the restore has not reached yet.
         dispatcherSubmit(jobs, limited: true)
-        group.wait()
+        run.waitForOutcomes()
 
         run.condition.lock()
         let outcomes = run.outcomes

@@ -1,4 +1,3 @@
-import Dispatch
 import ECPProtocol
 import Threading
 import FoundationEssentials
@@ -95,7 +94,10 @@ public final class Engine: Sendable {
     private let counters = Counters()
     let startedAt = monotonicNanos()
     let topics: Topics
-    private let eventQueue = DispatchQueue(label: "ecp-machine-events")
+    /// Lifecycle events, in order, off libvirt's event thread.
+    private let events = Scheduler(name: "ecp-events")
+    /// Commands' and restores' deadlines.
+    let deadlines = Scheduler(name: "ecp-deadlines")
     private let machineStops = MachineStops()
 
     /// The restore under way and the last one's record.
@@ -175,6 +177,8 @@ public final class Engine: Sendable {
     }
 
     deinit {
+        events.stop()
+        deadlines.stop()
         dispatcher.stop()
         session.stop()
         store.stopWriter()
@@ -255,7 +259,7 @@ public final class Engine: Sendable {
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
         if let timeout = command.timeoutMs {
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [weak self] in
+            deadlines.run(afterMilliseconds: timeout) { [weak self] in
                 self?.expire(job)
             }
         }
@@ -474,9 +478,9 @@ public final class Engine: Sendable {
     func handleLifecycle(_ event: LifecycleEvent) {
         // A waiting shutdown hears of its machine's power-off from here, not behind the queue.
         if Self.stateAfter(event) == .shutoff { machineStops.stopped(event.domainUUID) }
-        // Runs on libvirt's event thread; events keep their order on one serial queue, where a
-        // `defined` event, which does not imply a state, may ask libvirt for it.
-        eventQueue.async { [self] in publishLifecycle(event) }
+        // Runs on libvirt's event thread; events keep their order on a thread of their own, where
+        // a `defined` event, which does not imply a state, may ask libvirt for it.
+        events.run { [self] in publishLifecycle(event) }
     }
 
     private func publishLifecycle(_ event: LifecycleEvent) {
