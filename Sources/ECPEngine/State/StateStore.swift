@@ -27,6 +27,8 @@ public enum StateTableLoad: Sendable, Equatable {
 /// new one. Changes that arrive while a write is under way are committed together by the next
 /// write (group commit): durability costs one fsync per batch, not per command.
 final class StateStore: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock (the
+    // writer thread sleeps on it), but `blocked` and `lockFD`, set before the writer starts.
     let path: String
     private let workerID: String
     private let logger: Logger
