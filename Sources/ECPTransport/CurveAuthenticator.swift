@@ -1,8 +1,8 @@
-import Dispatch
 import ECPProtocol
 import FoundationEssentials
 import Glibc
 import Logging
+import Synchronization
 import ZeroMQ
 import Threading
 
@@ -69,15 +69,14 @@ public struct CurveSettings: Sendable {
 /// Without a handler, a CURVE server accepts any client key (encryption without
 /// authentication). It is bound at `inproc://zeromq.zap.01` in the worker's context before any
 /// socket binds, and serves on a thread of its own.
-public final class CurveAuthenticator: @unchecked Sendable {
+public final class CurveAuthenticator: Sendable {
     static let endpoint = "inproc://zeromq.zap.01"
     private let context: Context
     private let clients: [Data: (z85: String, file: String)]
     private let logger: Logger
     private let wake: WakeSignal
-    private let lock = Lock()
-    private var stopping = false
-    private let finished = DispatchSemaphore(value: 0)
+    private let stopping = Atomic(false)
+    private let finished = OneShot<Void>()
 
     public init(context: Context, settings: CurveSettings, logger: Logger) throws {
         self.context = context
@@ -92,8 +91,7 @@ public final class CurveAuthenticator: @unchecked Sendable {
 
     /// Binds the handler's socket and starts serving; returns once it is bound.
     public func start() throws {
-        let ready = DispatchSemaphore(value: 0)
-        let failure = FailureBox()
+        let bound = OneShot<(any Error)?>()
         WorkerThread.start(name: "ecp-zap") { [self] in
             let socket: Socket
             do {
@@ -101,38 +99,27 @@ public final class CurveAuthenticator: @unchecked Sendable {
                 try socket.setLinger(milliseconds: 0)
                 try socket.bind(Self.endpoint)
             } catch {
-                failure.error = error
-                ready.signal()
-                finished.signal()
+                bound.set(error)
+                finished.set(())
                 return
             }
-            ready.signal()
+            bound.set(nil)
             serve(socket)
             socket.close()
-            finished.signal()
+            finished.set(())
         }
-        ready.wait()
-        if let error = failure.error { throw WorkerStartupError(message: "cannot start the CURVE authenticator: \(error)") }
-    }
-
-    private final class FailureBox: @unchecked Sendable {
-        var error: (any Error)?
+        if let error = bound.wait() { throw WorkerStartupError(message: "cannot start the CURVE authenticator: \(error)") }
     }
 
     public func stop() {
-        lock.lock()
-        stopping = true
-        lock.unlock()
+        stopping.store(true, ordering: .releasing)
         wake.raise()
         finished.wait()
     }
 
     private func serve(_ socket: Socket) {
         while true {
-            lock.lock()
-            let stop = stopping
-            lock.unlock()
-            if stop { return }
+            if stopping.load(ordering: .acquiring) { return }
             guard let events = try? poll([.fileDescriptor(wake.fileDescriptor), .socket(socket)], timeoutMs: -1) else { return }
             if events[0].contains(.readable) { wake.drain() }
             guard events[1].contains(.readable) else { continue }

@@ -1,8 +1,8 @@
-import Dispatch
 import ECPProtocol
 import FoundationEssentials
 import Glibc
 import Logging
+import Synchronization
 import ZeroMQ
 import Threading
 
@@ -13,6 +13,10 @@ import Threading
 /// At rest it uses no CPU. It adds the envelope to each message as it sends it, so `seq` follows
 /// the order in which messages leave.
 public final class SocketTransport: MessageSink, @unchecked Sendable {
+    // Safety of @unchecked Sendable: what other threads touch is in `shared`; the I/O thread's
+    // own (`local`, `sending`, `scratch`, the stamper) by it alone; `handler` and `badFrames` are
+    // set before it starts and cleared after it has ended; `ioThread` is set before it hands over
+    // `opened`.
     /// Endpoints; nil switches a socket off.
     public struct Endpoints: Sendable {
         public var commands: Endpoint?
@@ -44,22 +48,27 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private let workerID: String
     private let logger: Logger
     private let wake: WakeSignal
-    private let lock = Lock()
-    private var outbox: [Outgoing] = []
+    /// What other threads share with the I/O thread.
+    private struct Shared {
+        var outbox: [Outgoing] = []
+        var stopping = false
+        var intakeOpen = true
+        var boundEndpoints: [String: String] = [:]
+    }
+
+    private let shared = Mutex(Shared())
     /// Messages the I/O thread queued itself; only it touches them.
     private var local: [Outgoing] = []
     /// The I/O thread's batch being sent, swapped with `outbox` so neither reallocates.
     private var sending: [Outgoing] = []
     /// The I/O thread's buffer for the message being sent.
     private var scratch: [UInt8] = []
-    private var stopping = false
-    private var intakeOpen = true
     private var stamper: EnvelopeStamper
-    private let finished = DispatchSemaphore(value: 0)
+    private let finished = OneShot<Void>()
     private var handler: (@Sendable (Data, Origin) -> Void)?
     private var badFrames: (@Sendable (String, Origin) -> Void)?
     /// The endpoints actually bound (with real ports when bound to `*`), by socket name.
-    public private(set) var boundEndpoints: [String: String] = [:]
+    public var boundEndpoints: [String: String] { shared.withLock { $0.boundEndpoints } }
 
     public init(context: Context, endpoints: Endpoints, options: Options = .init(), workerID: String, run: String, logger: Logger) throws {
         self.context = context
@@ -79,29 +88,22 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     ) throws {
         handler = onCommand
         badFrames = onBadFrames
-        let ready = DispatchSemaphore(value: 0)
-        let startError = StartError()
+        let opened = OneShot<(any Error)?>()
         WorkerThread.start(name: "ecp-io", stackSize: 1 << 20) { [self] in
             let sockets: Sockets
             do {
                 sockets = try openSockets()
             } catch {
-                startError.error = error
-                ready.signal()
-                finished.signal()
+                opened.set(error)
+                finished.set(())
                 return
             }
             ioThread = pthread_self()
-            ready.signal()
+            opened.set(nil)
             serve(sockets)
-            finished.signal()
+            finished.set(())
         }
-        ready.wait()
-        if let error = startError.error { throw error }
-    }
-
-    private final class StartError: @unchecked Sendable {
-        var error: (any Error)?
+        if let error = opened.wait() { throw error }
     }
 
     private struct Sockets {
@@ -160,9 +162,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             s.events?.close()
             throw error
         }
-        lock.lock()
-        boundEndpoints = bound
-        lock.unlock()
+        shared.withLock { $0.boundEndpoints = bound }
         return s
     }
 
@@ -176,10 +176,10 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             local.append(message)
             return
         }
-        lock.lock()
-        let wasEmpty = outbox.isEmpty
-        outbox.append(message)
-        lock.unlock()
+        let wasEmpty = shared.withLock { shared in
+            defer { shared.outbox.append(message) }
+            return shared.outbox.isEmpty
+        }
         // The I/O thread flushes before it polls again: it need not wake itself.
         if wasEmpty && !isIOThread { wake.raise() }
     }
@@ -193,17 +193,13 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
 
     /// Stops reading commands; replies and events still go out.
     public func closeIntake() {
-        lock.lock()
-        intakeOpen = false
-        lock.unlock()
+        shared.withLock { $0.intakeOpen = false }
         wake.raise()
     }
 
     /// Sends what is queued, closes the sockets and ends the thread.
     public func stop() {
-        lock.lock()
-        stopping = true
-        lock.unlock()
+        shared.withLock { $0.stopping = true }
         wake.raise()
         finished.wait()
         // The handlers hold the engine, whose sink is this transport: let the cycle go.
@@ -222,10 +218,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         // (measured: 94k to 113k commands/s at window 64).
         let flushEvery = 64
         while true {
-            lock.lock()
-            let stop = stopping
-            let intake = intakeOpen
-            lock.unlock()
+            let (stop, intake) = shared.withLock { ($0.stopping, $0.intakeOpen) }
             if stop { break }
             var items: [PollItem] = [.fileDescriptor(wake.fileDescriptor)]
             var order: [Int] = []  // 1 = commands, 2 = control
@@ -305,9 +298,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             if !local.isEmpty {
                 swap(&local, &sending)
             } else {
-                lock.lock()
-                swap(&outbox, &sending)
-                lock.unlock()
+                shared.withLock { swap(&$0.outbox, &sending) }
             }
             if sending.isEmpty { return }
             for message in sending {

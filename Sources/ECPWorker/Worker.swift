@@ -1,4 +1,3 @@
-import Dispatch
 import ECPEngine
 import ECPTransport
 import ECPProtocol
@@ -171,32 +170,36 @@ public final class Worker: Service, Sendable {
             engine.restore(trigger: "startup", table: table) { _ in }
         }
 
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ecp-heartbeat"))
         let interval = c.heartbeatMs
-        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
-        timer.setEventHandler { engine.heartbeat(intervalMs: interval) }
-        timer.resume()
+        let heartbeats = Task {
+            // Each beat is due a whole number of intervals after the start, however late the last one ran.
+            let clock = ContinuousClock()
+            var due = clock.now
+            while true {
+                due += .milliseconds(interval)
+                do { try await Task.sleep(until: due, clock: clock) } catch { return }
+                engine.heartbeat(intervalMs: interval)
+            }
+        }
 
         try? await gracefulShutdown()
 
         logger.notice("worker stopping", metadata: ["in_flight": "\(engine.inFlight)"])
         engine.stopIntake()
         transport.closeIntake()
-        timer.cancel()
+        heartbeats.cancel()
         await engine.drain(graceSeconds: c.shutdownGraceSeconds)
         engine.announceStop(reason: "signal")
         // Closing the sockets (with their linger) delivers what is queued, `worker.stopping` included;
         // the context terminates once the last socket is gone.
-        transport.stop()
-        authenticator?.stop()
+        let zap = authenticator
+        await WorkerThread.run(name: "ecp-close") {
+            transport.stop()
+            zap?.stop()
+        }
         // Terminating the context is what waits for the events socket's queued messages
         // (`worker.stopping` among them) to go out, within the sockets' linger.
-        let terminated = DispatchSemaphore(value: 0)
-        WorkerThread.start {
-            context.terminate()
-            terminated.signal()
-        }
-        if terminated.wait(timeout: .now() + .seconds(5)) == .timedOut {
+        if await WorkerThread.run(name: "ecp-zmq-term", timeout: .seconds(5), { context.terminate() }) == nil {
             logger.warning("events still unsent at exit were dropped")
         }
         logger.notice("worker stopped")

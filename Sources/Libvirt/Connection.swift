@@ -20,6 +20,7 @@ import Darwin
 /// Every failing call throws a ``LibvirtError`` copied on the calling thread right after the
 /// failing libvirt call.
 public final class Connection: @unchecked Sendable {
+    // Safety of @unchecked Sendable: libvirt's connection calls are thread-safe; the handle is under a Mutex.
     /// The URI the connection was opened with, for example `"qemu:///system"` or `"test:///default"`.
     public let uri: String
 

@@ -16,6 +16,7 @@ import Darwin
 /// from is closed or released. Every failing call throws a ``LibvirtError`` copied on the calling
 /// thread right after the failing libvirt call.
 public final class Domain: @unchecked Sendable {
+    // Safety of @unchecked Sendable: `pointer` is immutable and libvirt's domain calls are thread-safe.
     /// The domain's name, read once when the handle was made (`virDomainGetName`).
     public let name: String
 

@@ -1,13 +1,13 @@
 import Glibc
 
-/// A mutual-exclusion lock (a pthread mutex): `lock()` and `unlock()` around every use of the
-/// state it guards.
-public final class Lock: @unchecked Sendable {
+/// A pthread mutex, the one under a `Condition`: a condition variable needs a pthread mutex, which
+/// `Mutex` does not expose. Plain state under a lock uses `Mutex`.
+final class Lock: @unchecked Sendable {
     // Safety of @unchecked Sendable: the mutex is what makes concurrent use safe; it lives at a
     // fixed address of its own, as pthread requires.
     fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    public init() {
+    init() {
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
     }
@@ -17,11 +17,11 @@ public final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    public func lock() {
+    func lock() {
         pthread_mutex_lock(mutex)
     }
 
-    public func unlock() {
+    func unlock() {
         pthread_mutex_unlock(mutex)
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Threads of the worker's own, outside Swift's cooperative pool, for work that blocks: the
 /// I/O loop in `zmq_poll`, libvirt calls and libvirt's event loop, the state writer waiting for
@@ -34,6 +35,43 @@ public enum WorkerThread {
             Unmanaged<Start>.fromOpaque(start).release()
             // Only exhausted system limits make this fail; the worker cannot run short of a thread.
             fatalError("cannot start the thread \(name ?? "(unnamed)"): \(String(cString: strerror(result)))")
+        }
+    }
+
+    /// Runs `body` on a thread of its own and suspends the calling task until it returns: how
+    /// async code waits for blocking work without holding a thread of Swift's cooperative pool.
+    public static func run<T: Sendable>(name: String? = nil, _ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            start(name: name) { continuation.resume(returning: body()) }
+        }
+    }
+
+    /// As `run`, but the task stops waiting after `timeout`: the result is then nil, and the
+    /// thread runs on until `body` returns.
+    public static func run<T: Sendable>(
+        name: String? = nil, timeout: Duration, _ body: @escaping @Sendable () -> T
+    ) async -> T? {
+        let waiting = Waiting<T?>()
+        return await withCheckedContinuation { continuation in
+            waiting.continuation.withLock { $0 = continuation }
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                waiting.resume(returning: nil)
+            }
+            start(name: name) {
+                let result = body()
+                timer.cancel()
+                waiting.resume(returning: result)
+            }
+        }
+    }
+
+    /// A continuation that whichever comes first (the thread or the timer) resumes.
+    private final class Waiting<T: Sendable>: Sendable {
+        let continuation = Mutex<CheckedContinuation<T, Never>?>(nil)
+
+        func resume(returning value: T) {
+            continuation.withLock { $0.take() }?.resume(returning: value)
         }
     }
 

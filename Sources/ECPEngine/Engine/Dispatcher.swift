@@ -10,6 +10,8 @@ import Threading
 /// A job holds its lanes from the moment it is taken until `release` is called for it: jobs for
 /// the same machine run in arrival order, never at once.
 final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock, on
+    // which the idle threads sleep.
     private let condition = Condition()
     private var ready = Deque<Job>()
     /// Each busy lane's jobs in arrival order. The head holds the lane once it is the head of

@@ -1,4 +1,3 @@
-import Dispatch
 import ECPProtocol
 import FoundationEssentials
 import Glibc
@@ -51,16 +50,45 @@ struct RestoreRecord: Sendable {
 
 /// A restore under way, and who waits for its summary.
 final class RestoreRun: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock; a
+    // condition variable, not a `Mutex`, because the stagger sleeps on it.
     let id = UUID().uuidString.lowercased()
     let trigger: String
     let started = monotonicNanos()
-    let lock = Lock()
+    let condition = Condition()
     var outcomes: [RestoreOutcomeMessage] = []
     var waiters: [@Sendable (RestoreSummaryMessage) -> Void] = []
     var nextStartAt: UInt64 = 0
+    /// Set when the worker stops: machines still waiting for their turn are not started.
+    var stopping = false
+    /// Machines whose outcome is not in yet.
+    var pending = 0
 
     init(trigger: String) {
         self.trigger = trigger
+    }
+
+    /// One machine's outcome is in.
+    func concluded() {
+        condition.lock()
+        pending -= 1
+        if pending == 0 { condition.broadcast() }
+        condition.unlock()
+    }
+
+    /// Blocks until every machine's outcome is in.
+    func waitForOutcomes() {
+        condition.lock()
+        while pending > 0 { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Ends the stagger's waits at once.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
@@ -70,9 +98,9 @@ extension Engine {
     public func restore(trigger: String, table: StateTableLoad? = nil, completion: @escaping @Sendable (RestoreSummaryMessage) -> Void) {
         let run: RestoreRun? = restoreState.withLock { state in
             if let current = state.current {
-                current.lock.lock()
+                current.condition.lock()
                 current.waiters.append(completion)
-                current.lock.unlock()
+                current.condition.unlock()
                 return nil
             }
             let run = RestoreRun(trigger: trigger)
@@ -97,10 +125,11 @@ extension Engine {
                 "restore.id": "\(run.id)", "restore.trigger": "\(run.trigger)", "restore.table": "\(table.tableWord)",
                 "restore.machines": "\(entries.count)", "state.file": "\(store.path)",
             ])
-        let group = DispatchGroup()
+        run.condition.lock()
+        run.pending = entries.count
+        run.condition.unlock()
         var jobs: [(job: Job, lanes: [String])] = []
         for (uuid, entry) in entries {
-            group.enter()
             let command = Command(id: "restore-\(run.id)", op: .restore, machine: entry.name)
             let lanes = Array(Set([Self.laneKey(entry.name), Self.laneKey(uuid)]))
             let begun = monotonicNanos()
@@ -108,7 +137,7 @@ extension Engine {
                 guard job.claim() else { return }
                 publishOutcome(outcome, run: run)
                 dispatcherRelease(job)
-                group.leave()
+                run.concluded()
             }
             let job = Job(command: command, origin: .local, lanes: lanes) { [self] job in
                 let outcome = restoreMachine(uuid: uuid, entry: entry, run: run, begun: begun)
@@ -116,7 +145,7 @@ extension Engine {
                 dispatcherRelease(job)
             }
             let timeout = restoreSettings.machineTimeoutMs
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) {
+            deadlines.run(afterMilliseconds: timeout) {
                 let record = WorkerErrorRecord.restoreTimeout(machine: entry.name, timeoutMs: timeout)
                 conclude(
                     RestoreOutcomeMessage(
@@ -130,11 +159,11 @@ extension Engine {
         // All at once: a command for one of these machines that arrives while the restore runs
         // waits for that machine's restore, even one the restore has not reached yet.
         dispatcherSubmit(jobs, limited: true)
-        group.wait()
+        run.waitForOutcomes()
 
-        run.lock.lock()
+        run.condition.lock()
         let outcomes = run.outcomes
-        run.lock.unlock()
+        run.condition.unlock()
         var counts: [String: Int] = [:]
         for action in RestoreAction.allCases { counts[action.rawValue] = 0 }
         for o in outcomes { counts[o.action, default: 0] += 1 }
@@ -159,16 +188,16 @@ extension Engine {
                 "restore.total": "\(summary.total)", "restore.counts": .dictionary(counts.mapValues { .stringConvertible($0) }),
                 "duration_ms": "\(summary.durationMs)",
             ])
-        run.lock.lock()
+        run.condition.lock()
         let waiters = run.waiters
-        run.lock.unlock()
+        run.condition.unlock()
         for waiter in waiters { waiter(summary) }
     }
 
     private func publishOutcome(_ outcome: RestoreOutcomeMessage, run: RestoreRun) {
-        run.lock.lock()
+        run.condition.lock()
         run.outcomes.append(outcome)
-        run.lock.unlock()
+        run.condition.unlock()
         var metadata: Logger.Metadata = [
             "restore.id": "\(run.id)", "machine.name": "\(outcome.machine)", "machine.uuid": "\(outcome.uuid)",
             "restore.desired": "\(outcome.desired)", "restore.found": "\(outcome.found ?? "undefined")",
@@ -220,7 +249,7 @@ extension Engine {
         let (action, paused) = RestoreAction.decide(desired: entry.desired, found: found)
         switch action {
         case .started, .resumed:
-            staggerWait(run)
+            guard staggerWait(run) else { return outcome(found, .failed, .worker(.cancelled)) }
             do {
                 if action == .started {
                     try Operations.create(domain, paused: paused, current: found)
@@ -240,16 +269,21 @@ extension Engine {
         }
     }
 
-    /// Spaces machine starts by `staggerMs`.
-    private func staggerWait(_ run: RestoreRun) {
+    /// Spaces machine starts by `staggerMs`. Returns false when the worker stops before this
+    /// machine's turn.
+    private func staggerWait(_ run: RestoreRun) -> Bool {
         let stagger = UInt64(restoreSettings.staggerMs) * 1_000_000
-        guard stagger > 0 else { return }
-        run.lock.lock()
-        let now = monotonicNanos()
-        let at = max(now, run.nextStartAt)
+        run.condition.lock()
+        defer { run.condition.unlock() }
+        guard stagger > 0 else { return !run.stopping }
+        let at = max(monotonicNanos(), run.nextStartAt)
         run.nextStartAt = at + stagger
-        run.lock.unlock()
-        if at > now { usleep(UInt32(min((at - now) / 1000, UInt64(UInt32.max)))) }
+        while !run.stopping {
+            let now = monotonicNanos()
+            if now >= at { return true }
+            run.condition.wait(seconds: Double(at - now) / 1e9)
+        }
+        return false
     }
 
     /// The `report` data: the last summary, its outcomes, and the state table.

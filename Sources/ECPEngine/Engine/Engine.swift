@@ -1,4 +1,3 @@
-import Dispatch
 import ECPProtocol
 import Threading
 import FoundationEssentials
@@ -95,7 +94,11 @@ public final class Engine: Sendable {
     private let counters = Counters()
     let startedAt = monotonicNanos()
     let topics: Topics
-    private let eventQueue = DispatchQueue(label: "ecp-machine-events")
+    /// Lifecycle events, in order, off libvirt's event thread.
+    private let events = Scheduler(name: "ecp-events")
+    /// Commands' and restores' deadlines.
+    let deadlines = Scheduler(name: "ecp-deadlines")
+    private let machineStops = MachineStops()
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -103,11 +106,35 @@ public final class Engine: Sendable {
         var last = RestoreRecord()
     }
 
-    /// Counters for heartbeats.
+    /// Counters for heartbeats, and the wait for the commands in flight at shutdown.
     final class Counters: Sendable {
         let inFlight = Atomic<Int>(0)
         let processed = Atomic<UInt64>(0)
         let failed = Atomic<UInt64>(0)
+        /// Signalled when `inFlight` drops to 0. The count stays an atomic, off the lock, for
+        /// the intake's sake; the lock is only taken to signal, which keeps a waiter that just
+        /// read a count above 0 from missing the wake-up.
+        private let idle = Condition()
+
+        /// One command answered.
+        func answered() {
+            if inFlight.subtract(1, ordering: .relaxed).newValue == 0 {
+                idle.lock()
+                idle.broadcast()
+                idle.unlock()
+            }
+        }
+
+        /// Blocks until no command is in flight or the monotonic instant `deadline` passes.
+        func waitUntilIdle(deadline: UInt64) {
+            idle.lock()
+            defer { idle.unlock() }
+            while inFlight.load(ordering: .relaxed) > 0 {
+                let now = monotonicNanos()
+                if now >= deadline { return }
+                idle.wait(seconds: Double(deadline - now) / 1e9)
+            }
+        }
     }
 
     struct Topics: Sendable {
@@ -139,7 +166,8 @@ public final class Engine: Sendable {
             uri: configuration.libvirtURI, logger: logger,
             onEvent: { event in box.engine?.handleLifecycle(event) })
         self.operations = Operations(
-            session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs)
+            session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs,
+            machineStops: machineStops)
         self.dispatcher = Dispatcher<Job>(
             threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
         box.engine = self
@@ -149,14 +177,22 @@ public final class Engine: Sendable {
     }
 
     deinit {
+        events.stop()
+        deadlines.stop()
         dispatcher.stop()
         session.stop()
         store.stopWriter()
     }
 
     /// Breaks the cycle between the session's callbacks and the engine.
-    private final class SessionCallbacks: @unchecked Sendable {
-        weak var engine: Engine?
+    private final class SessionCallbacks: Sendable {
+        private struct Reference { weak var engine: Engine? }
+        private let reference = Mutex(Reference())
+
+        var engine: Engine? {
+            get { reference.withLock { $0.engine } }
+            set { reference.withLock { $0.engine = newValue } }
+        }
     }
 
     /// Takes the state table for this worker (a lock file keeps a second worker off it), reads
@@ -223,7 +259,7 @@ public final class Engine: Sendable {
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
         if let timeout = command.timeoutMs {
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [weak self] in
+            deadlines.run(afterMilliseconds: timeout) { [weak self] in
                 self?.expire(job)
             }
         }
@@ -423,7 +459,7 @@ public final class Engine: Sendable {
         let command = job.command
         counters.processed.add(1, ordering: .relaxed)
         if failed { counters.failed.add(1, ordering: .relaxed) }
-        counters.inFlight.subtract(1, ordering: .relaxed)
+        counters.answered()
         let body = result.jsonBytes()
         let waiters = cache.complete(command.id, result: body)
         sink.send(Outgoing(topic: topics.result, body: body, reply: job.origin.reply))
@@ -444,9 +480,11 @@ public final class Engine: Sendable {
     // MARK: events
 
     func handleLifecycle(_ event: LifecycleEvent) {
-        // Runs on libvirt's event thread; events keep their order on one serial queue, where a
-        // `defined` event, which does not imply a state, may ask libvirt for it.
-        eventQueue.async { [self] in publishLifecycle(event) }
+        // A waiting shutdown hears of its machine's power-off from here, not behind the queue.
+        if Self.stateAfter(event) == .shutoff { machineStops.stopped(event.domainUUID) }
+        // Runs on libvirt's event thread; events keep their order on a thread of their own, where
+        // a `defined` event, which does not imply a state, may ask libvirt for it.
+        events.run { [self] in publishLifecycle(event) }
     }
 
     private func publishLifecycle(_ event: LifecycleEvent) {
@@ -520,10 +558,15 @@ public final class Engine: Sendable {
     /// Waits up to `graceSeconds` for commands in flight; those that have not started by then are
     /// answered with a `cancelled` error. Then stops the threads and the libvirt session.
     public func drain(graceSeconds: Double) async {
-        let deadline = monotonicNanos() + UInt64(graceSeconds * 1e9)
-        while inFlight > 0 && monotonicNanos() < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        // All of it blocks (the wait, libvirt, the last write of the table): it runs on a thread
+        // of its own, off Swift's cooperative pool.
+        await WorkerThread.run(name: "ecp-drain") { [self] in drainBlocking(graceSeconds: graceSeconds) }
+    }
+
+    private func drainBlocking(graceSeconds: Double) {
+        counters.waitUntilIdle(deadline: monotonicNanos() + UInt64(max(0, graceSeconds) * 1e9))
+        // Machines of a restore still waiting for their staggered turn have not started either.
+        restoreState.withLock { $0.current }?.stop()
         for job in dispatcher.drainQueued() where job.claim() {
             publishResult(job, outcome: .failed(.worker(.cancelled)))
         }

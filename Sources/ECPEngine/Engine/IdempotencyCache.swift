@@ -2,13 +2,14 @@ import DequeModule
 import ECPProtocol
 import Threading
 import FoundationEssentials
+import Synchronization
 
 /// Remembers recent command ids and their results (the encoded bytes, a few hundred each), so a
 /// command sent twice runs once.
 ///
 /// An id is kept while it is among the last `capacity` ids, and beyond that while it is younger
 /// than `window`, but never past `hardLimit` entries, so memory stays bounded under a flood.
-final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
+final class IdempotencyCache<Waiter: Sendable>: Sendable {
     enum Lookup {
         /// First time: run it.
         case new
@@ -23,9 +24,12 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
         case done([UInt8])
     }
 
-    private let lock = Lock()
-    private var entries: [String: Entry] = [:]
-    private var order = Deque<(id: String, at: UInt64)>()
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var order = Deque<(id: String, at: UInt64)>()
+    }
+
+    private let state = Mutex(State())
     let capacity: Int
     let window: UInt64
     let hardLimit: Int
@@ -43,21 +47,21 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
     /// Looks an id up and, when new, records it as running. (Each dictionary operation here and
     /// below hashes the id once: the common case, a new id, costs one hash.)
     func begin(_ id: String, waiter: Waiter) -> Lookup {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let previous = entries.updateValue(.running([]), forKey: id) else {
-            order.append((id, monotonicNanos()))
-            evict()
-            return .new
-        }
-        switch previous {
-        case .running(var waiters):
-            waiters.append(waiter)
-            entries[id] = .running(waiters)
-            return .running
-        case .done(let result):
-            entries[id] = previous
-            return .done(result)
+        state.withLock { state in
+            guard let previous = state.entries.updateValue(.running([]), forKey: id) else {
+                state.order.append((id, monotonicNanos()))
+                evict(&state)
+                return .new
+            }
+            switch previous {
+            case .running(var waiters):
+                waiters.append(waiter)
+                state.entries[id] = .running(waiters)
+                return .running
+            case .done(let result):
+                state.entries[id] = previous
+                return .done(result)
+            }
         }
     }
 
@@ -66,47 +70,45 @@ final class IdempotencyCache<Waiter: Sendable>: @unchecked Sendable {
         // Kept in a buffer of its own size: the writer's buffer has room to spare, and thousands
         // of results are kept.
         let result = result.withUnsafeBufferPointer { [UInt8]($0) }
-        lock.lock()
-        defer { lock.unlock() }
-        switch entries.updateValue(.done(result), forKey: id) {
-        case .running(let waiters):
-            return waiters
-        case .done(let first):
-            // Completed twice: the first result stays.
-            entries[id] = .done(first)
-            return []
-        case .none:
-            // Forgotten meanwhile: it stays forgotten.
-            entries.removeValue(forKey: id)
-            return []
+        return state.withLock { state in
+            switch state.entries.updateValue(.done(result), forKey: id) {
+            case .running(let waiters):
+                return waiters
+            case .done(let first):
+                // Completed twice: the first result stays.
+                state.entries[id] = .done(first)
+                return []
+            case .none:
+                // Forgotten meanwhile: it stays forgotten.
+                state.entries.removeValue(forKey: id)
+                return []
+            }
         }
     }
 
     /// Forgets an id (a command that was never run, e.g. refused at shutdown).
     func forget(_ id: String) -> [Waiter] {
-        lock.lock()
-        defer { lock.unlock() }
-        if case .running(let waiters) = entries.removeValue(forKey: id) { return waiters }
-        return []
+        state.withLock { state in
+            if case .running(let waiters) = state.entries.removeValue(forKey: id) { return waiters }
+            return []
+        }
     }
 
     var count: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return entries.count
+        state.withLock { $0.entries.count }
     }
 
-    private func evict() {
+    private func evict(_ state: inout State) {
         let now = monotonicNanos()
-        var budget = order.count
-        while let oldest = order.first, order.count > capacity, budget > 0 {
+        var budget = state.order.count
+        while let oldest = state.order.first, state.order.count > capacity, budget > 0 {
             budget -= 1
-            if order.count <= hardLimit && now &- oldest.at < window { break }
-            order.removeFirst()
+            if state.order.count <= hardLimit && now &- oldest.at < window { break }
+            state.order.removeFirst()
             // Only finished entries go; a running one is kept until it completes.
-            if case .running(let waiters) = entries.removeValue(forKey: oldest.id) {
-                entries[oldest.id] = .running(waiters)
-                order.append((oldest.id, now))
+            if case .running(let waiters) = state.entries.removeValue(forKey: oldest.id) {
+                state.entries[oldest.id] = .running(waiters)
+                state.order.append((oldest.id, now))
             }
         }
     }

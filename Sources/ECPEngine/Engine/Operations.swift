@@ -37,6 +37,8 @@ struct Operations: Sendable {
     let logger: Logger
     /// How often a waiting `shutdown` repeats its ACPI request (0: never).
     let shutdownRetryMs: Int
+    /// Where a waiting `shutdown` learns that its machine powered off.
+    let machineStops: MachineStops
 
     func run(_ command: Command) -> OpOutcome {
         switch command.op {
@@ -227,6 +229,10 @@ struct Operations: Sendable {
     /// ACPI shutdown; with `wait_ms`, waits for the machine to be off, and with `force`, destroys
     /// it when it is not off by then. A guest whose OS is not listening yet loses a press of the
     /// power button, so while it waits the request is repeated every `shutdownRetryMs`.
+    ///
+    /// The wait sleeps until the machine's stop event, the next request or the deadline. The state
+    /// is read again at each of them: the event may have come before the watch began, and events
+    /// are lost while the libvirt connection is down.
     private func shutdown(_ d: Domain, command: Command, outcome o: inout OpOutcome) throws {
         try d.shutdown()
         guard let waitMs = command.args.waitMs else { return }
@@ -234,10 +240,14 @@ struct Operations: Sendable {
         let retryNanos = UInt64(shutdownRetryMs) * 1_000_000
         var nextRequest = retryNanos > 0 ? monotonicNanos() + retryNanos : UInt64.max
         var requests = 1
-        var pause: UInt32 = 10_000
-        while monotonicNanos() < deadline {
+        let uuid = d.uuid
+        var stops = machineStops.watch(uuid)
+        defer { machineStops.unwatch(uuid) }
+        while true {
             if try Self.stateAfterStop(d) == .shutoff { return }
-            if monotonicNanos() >= nextRequest {
+            let now = monotonicNanos()
+            if now >= deadline { break }
+            if now >= nextRequest {
                 requests += 1
                 var metadata = command.logMetadata
                 metadata["shutdown.request"] = "\(requests)"
@@ -252,10 +262,8 @@ struct Operations: Sendable {
                 }
                 nextRequest = monotonicNanos() + retryNanos
             }
-            usleep(pause)
-            pause = min(pause * 2, 200_000)
+            stops = machineStops.wait(uuid, beyond: stops, until: min(deadline, nextRequest))
         }
-        if try Self.stateAfterStop(d) == .shutoff { return }
         if command.args.force == true {
             do {
                 try d.destroy()

@@ -9,6 +9,8 @@ import Threading
 /// While disconnected, `connection()` throws the error of the last failed connection attempt, so
 /// commands get a real, retryable libvirt error at once instead of waiting.
 final class LibvirtSession: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock; the
+    // reconnecting thread sleeps on it.
     let uri: String
     private let logger: Logger
     private let condition = Condition()

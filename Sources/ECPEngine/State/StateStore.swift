@@ -1,5 +1,4 @@
 import ECPProtocol
-import Dispatch
 import FoundationEssentials
 import Glibc
 import Logging
@@ -28,16 +27,24 @@ public enum StateTableLoad: Sendable, Equatable {
 /// new one. Changes that arrive while a write is under way are committed together by the next
 /// write (group commit): durability costs one fsync per batch, not per command.
 final class StateStore: @unchecked Sendable {
+    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock (the
+    // writer thread sleeps on it), but `blocked` and `lockFD`, set before the writer starts.
     let path: String
     private let workerID: String
     private let logger: Logger
     private let condition = Condition()
+    /// Wakes `flush` callers; the writer waits on `condition` itself.
+    private let flushed: Condition.Waiter
     private var table: StateTable
     private var dirty = false
     private var waiting: [@Sendable (Bool) -> Void] = []
     private var writing = false
     private var stopped = false
     private var writes = 0
+    /// Batches the writer has taken, and those it has finished (written or failed).
+    private var batchesTaken = 0
+    private var batchesDone = 0
+    private var writerEnded = false
     /// Set when a corrupt table could not be moved aside: it is then never overwritten.
     private var blocked: String?
     private var lockFD: Int32 = -1
@@ -47,6 +54,7 @@ final class StateStore: @unchecked Sendable {
         self.workerID = workerID
         self.logger = logger
         self.table = StateTable(worker: workerID)
+        self.flushed = condition.makeWaiter()
     }
 
     /// The temporary file a write goes through; a fixed name, so one left by a crash is reused.
@@ -218,13 +226,13 @@ final class StateStore: @unchecked Sendable {
 
     /// Blocks until everything recorded so far is on disk.
     func flush() {
-        let done = DispatchSemaphore(value: 0)
         condition.lock()
+        defer { condition.unlock() }
         dirty = true
-        waiting.append { _ in done.signal() }
         condition.signal()
-        condition.unlock()
-        done.wait()
+        // The next batch the writer takes holds everything recorded so far.
+        let batch = batchesTaken + 1
+        while batchesDone < batch && !writerEnded { flushed.wait() }
     }
 
     /// Writes what is pending, then stops the writer.
@@ -252,6 +260,12 @@ final class StateStore: @unchecked Sendable {
     }
 
     private func writerLoop() {
+        defer {
+            condition.lock()
+            writerEnded = true
+            flushed.broadcast()
+            condition.unlock()
+        }
         while true {
             condition.lock()
             while !dirty && !stopped { condition.wait() }
@@ -263,6 +277,8 @@ final class StateStore: @unchecked Sendable {
             let callbacks = waiting
             waiting.removeAll()
             dirty = false
+            batchesTaken += 1
+            let batch = batchesTaken
             condition.unlock()
 
             snapshot.savedAt = Timestamp.now()
@@ -281,10 +297,31 @@ final class StateStore: @unchecked Sendable {
             }
             condition.lock()
             writes += 1
+            batchesDone = batch
+            flushed.broadcast()
             condition.unlock()
             for callback in callbacks { callback(ok) }
-            if !ok { usleep(200_000) }
+            if !ok && !pauseBeforeRetry() {
+                logger.error("state table writer stopped with changes unsaved", metadata: ["state.file": "\(path)"])
+                return
+            }
         }
+    }
+
+    /// After a failed write, waits a moment before the next try, so that a full or read-only disk
+    /// is not hammered. Returns false when the writer is stopped meanwhile (or already was): the
+    /// failed attempt was its last.
+    private func pauseBeforeRetry() -> Bool {
+        let retryAt = monotonicNanos() + 200_000_000
+        condition.lock()
+        defer { condition.unlock() }
+        // Changes recorded meanwhile signal too; they wait for the retry.
+        while !stopped {
+            let now = monotonicNanos()
+            if now >= retryAt { return true }
+            condition.wait(seconds: Double(retryAt - now) / 1e9)
+        }
+        return false
     }
 
     /// Replaces the file whole: temporary file, fsync, rename, directory fsync.

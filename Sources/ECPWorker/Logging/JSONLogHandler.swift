@@ -2,13 +2,15 @@ import ECPProtocol
 import Threading
 import FoundationEssentials
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Where log lines go: one line per record, written whole.
-public final class LogOutput: @unchecked Sendable {
-    private let lock = Lock()
+public final class LogOutput: Sendable {
+    /// Holds nothing: it keeps two records' lines from interleaving.
+    private let lock = Mutex(())
     private let write: @Sendable (String) -> Void
 
     /// Standard error.
@@ -28,9 +30,7 @@ public final class LogOutput: @unchecked Sendable {
     }
 
     func emit(_ line: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        write(line)
+        lock.withLock { _ in write(line) }
     }
 }
 
