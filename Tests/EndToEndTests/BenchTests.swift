@@ -127,8 +127,11 @@ private struct BenchRun: CustomStringConvertible {
         defer { try? FileManager.default.removeItem(at: directory) }
         let out = directory.appendingPathComponent("stdout")
         let err = directory.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        for file in [out, err] {
+            guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
+                throw BenchHarnessError("cannot create \(file.path)")
+            }
+        }
 
         let process = Process()
         process.executableURL = binaries.bench
