@@ -86,4 +86,45 @@ struct HostileInputTests {
         let machines = try #require((sink.result("ls")?["data"] as? [String: Any])?["machines"] as? [[String: Any]])
         #expect(machines.isEmpty, "\(machines)")
     }
+
+    @Test("a failed define of a 500 KB one-line XML answers, publishes and logs kilobytes")
+    func hugeLibvirtMessage() throws {
+        let node = try NodeFile([])
+        let sink = MemorySink()
+        let log = CapturedLog()
+        let engine = makeEngine(uri: node.uri, sink: sink, logger: log.logger)
+        // Unterminated: libxml's error quotes the whole line, and libvirt points under it.
+        let xml = "<domain type='test'><name>big</name><description>" + String(repeating: "x", count: 500_000)
+        let body = try JSONSerialization.data(withJSONObject: ["v": 1, "id": "big", "op": "define", "args": ["xml": xml]])
+        engine.submit(body, from: .commands)
+        let result = try #require(sink.result("big"))
+        #expect(result["ok"] as? Bool == false)
+        #expect(result.size < 32 << 10, "the result is \(result.size) bytes")
+        let record = try #require(sink.wait { $0.type == "E2LibvirtError" && $0.id == "big" })
+        #expect(record.size < 32 << 10, "the libvirt_error record is \(record.size) bytes")
+        let message = try #require(record["message"] as? String)
+        #expect(message.utf8.count < LibvirtText.maxBytes + 40 && message.hasSuffix(" bytes cut]"), "\(message.utf8.count) bytes")
+        for key in ["str1", "str2", "str3"] {
+            if let s = record[key] as? String { #expect(s.utf8.count < LibvirtText.maxBytes + 40, "\(key): \(s.utf8.count) bytes") }
+        }
+        let summary = try #require(record["summary"] as? String)
+        #expect(summary.utf8.count < 1024 && !summary.contains("\n"), "\(summary)")
+
+        let failed = try #require(log.records.first { $0.message == "command failed" && $0.metadata["command.id"] == "big" })
+        let sizes = failed.metadata.mapValues { "\($0)".utf8.count }
+        #expect(sizes.values.allSatisfy { $0 < LibvirtText.maxBytes + 40 }, "\(sizes)")
+        #expect(sizes.values.reduce(0, +) < 32 << 10, "\(sizes)")
+    }
+
+    @Test("cutting keeps whole UTF-8 characters and counts the bytes left out", arguments: [
+        ("short", 10, "short"),
+        ("0123456789", 10, "0123456789"),
+        ("0123456789A", 10, "0123456789… [1 bytes cut]"),
+        ("ééééé", 5, "éé… [6 bytes cut]"),
+        ("a😀b", 3, "a… [5 bytes cut]"),
+        ("a😀b", 5, "a😀… [1 bytes cut]"),
+    ])
+    func cut(_ text: String, limit: Int, expected: String) {
+        #expect(LibvirtText.cut(text, limit: limit) == expected)
+    }
 }
