@@ -41,8 +41,8 @@ public struct CommandDecoder: Sendable {
         if data.isEmpty {
             return .failure(RequestError(reason: .malformedJSON, detail: "command frame is empty"))
         }
-        // The members the protocol names are picked as they are read (the last one wins when a
-        // name repeats, as in a JSON object); unknown ones are read and dropped.
+        // The members the protocol names are picked as they are read (the parser refuses a name
+        // that repeats); unknown ones are read and dropped.
         var v: JSONValue?, id: JSONValue?, op: JSONValue?, machine: JSONValue?, timeout: JSONValue?, args: JSONValue?
         let parsed: Result<JSONValue?, JSONSyntax.Problem> = data.withUnsafeBytes { buffer in
             Result { () throws(JSONSyntax.Problem) -> JSONValue? in
@@ -68,6 +68,10 @@ public struct CommandDecoder: Sendable {
             return .failure(RequestError(
                 reason: .tooLarge,
                 detail: "command nests arrays and objects more than \(limits.maxDepth) deep (reached \(depth))"))
+        case .failure(.duplicateMember(let name, let offset)):
+            return .failure(RequestError(
+                reason: .malformedJSON,
+                detail: "command names the member \(Self.quote(name)) twice in one object (at byte \(offset)); a member may appear only once"))
         case .failure(.syntax(let what, let offset)):
             return .failure(RequestError(reason: .malformedJSON, detail: "command is not valid JSON: \(what) at byte \(offset)"))
         }
@@ -81,7 +85,7 @@ public struct CommandDecoder: Sendable {
         switch raw.id {
         case .absent:
             return .failure(RequestError(reason: .missingField, field: "id", detail: "id is required"))
-        case .wrongType(let t):
+        case .wrongType(let t), .outOfRange(let t):
             return .failure(RequestError(reason: .invalidField, field: "id", detail: "id must be a string, got \(t)"))
         case .value(let s):
             if let problem = Self.idProblem(s) {
@@ -96,6 +100,7 @@ public struct CommandDecoder: Sendable {
         switch raw.v {
         case .absent: return fail(.missingField, "v", "v (the protocol version) is required; this worker speaks 1")
         case .wrongType(let t): return fail(.invalidField, "v", "v must be the integer 1, got \(t)")
+        case .outOfRange(let text): return fail(.invalidField, "v", "v must be the integer 1, got \(text), out of range")
         case .value(let v) where v != 1:
             return fail(.unsupportedVersion, "v", "protocol version \(v) is not supported; this worker speaks 1")
         case .value: break
@@ -104,7 +109,7 @@ public struct CommandDecoder: Sendable {
         let op: Op
         switch raw.op {
         case .absent: return fail(.missingField, "op", "op is required")
-        case .wrongType(let t): return fail(.invalidField, "op", "op must be a string, got \(t)")
+        case .wrongType(let t), .outOfRange(let t): return fail(.invalidField, "op", "op must be a string, got \(t)")
         case .value(let s):
             guard let known = Op(rawValue: s) else {
                 return fail(.unknownOp, "op", "unknown op \(Self.quote(s)); known ops: \(Op.allNames)")
@@ -116,7 +121,7 @@ public struct CommandDecoder: Sendable {
         switch raw.machine {
         case .absent:
             if op.needsMachine { return fail(.missingField, "machine", "op \(op.rawValue) needs a machine (a name or UUID)") }
-        case .wrongType(let t):
+        case .wrongType(let t), .outOfRange(let t):
             if op.needsMachine || t != "null" {
                 return fail(.invalidField, "machine", "machine must be a name or UUID string, got \(t)")
             }
@@ -130,6 +135,8 @@ public struct CommandDecoder: Sendable {
         case .absent: break
         case .wrongType(let t):
             if t != "null" { return fail(.invalidField, "timeout_ms", "timeout_ms must be a positive integer, got \(t)") }
+        case .outOfRange(let text):
+            return fail(.invalidField, "timeout_ms", "timeout_ms must be between 1 and \(limits.maxDurationMs), got \(text), out of range")
         case .value(let t):
             guard t >= 1, t <= limits.maxDurationMs else {
                 return fail(.invalidField, "timeout_ms", "timeout_ms must be between 1 and \(limits.maxDurationMs), got \(t)")
@@ -140,7 +147,7 @@ public struct CommandDecoder: Sendable {
         var args = Command.Arguments()
         switch raw.args {
         case .absent: break
-        case .wrongType(let t):
+        case .wrongType(let t), .outOfRange(let t):
             if t != "null" { return fail(.invalidField, "args", "args must be an object, got \(t)") }
         case .value(let object):
             switch decodeArguments(object, op: op) {
@@ -168,6 +175,9 @@ public struct CommandDecoder: Sendable {
             }
         case .shutdown:
             if let v = object["wait_ms"], v != .null {
+                if let text = RawCommand.outOfRangeInteger(v) {
+                    return bad("wait_ms", "args.wait_ms must be between 0 and \(limits.maxDurationMs), got \(text), out of range")
+                }
                 guard case .int(let n) = v else { return bad("wait_ms", "args.wait_ms must be an integer, got \(v.typeDescription)") }
                 guard n >= 0, n <= Int64(limits.maxDurationMs) else {
                     return bad("wait_ms", "args.wait_ms must be between 0 and \(limits.maxDurationMs), got \(n)")
@@ -190,12 +200,39 @@ public struct CommandDecoder: Sendable {
                         reason: .tooLarge, field: "args.xml",
                         detail: "args.xml is \(s.utf8.count) bytes, the limit is \(limits.maxXMLBytes)"))
                 }
+                if Self.hasDocumentTypeDeclaration(s) {
+                    return bad("xml", "args.xml has a document type declaration (<!DOCTYPE); domain XML never needs one, and the entities it declares expand past any size limit")
+                }
                 args.xml = s
             }
         default:
             break
         }
         return .success(args)
+    }
+
+    /// Whether `xml` holds `<!DOCTYPE`, in any case. It is looked for anywhere, not only in the
+    /// prolog: a reader that tolerates junk before the root must not find one either.
+    public static func hasDocumentTypeDeclaration(_ xml: String) -> Bool {
+        let word = Array("DOCTYPE".utf8)
+        var utf8 = xml.utf8.makeIterator()
+        // A small matcher over the bytes: "<!" then the word, letters compared without case.
+        var matched = 0
+        while let b = utf8.next() {
+            switch matched {
+            case 0: matched = b == UInt8(ascii: "<") ? 1 : 0
+            case 1: matched = b == UInt8(ascii: "!") ? 2 : (b == UInt8(ascii: "<") ? 1 : 0)
+            default:
+                let upper = (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) ? b - 32 : b
+                if upper == word[matched - 2] {
+                    matched += 1
+                    if matched == word.count + 2 { return true }
+                } else {
+                    matched = b == UInt8(ascii: "<") ? 1 : 0
+                }
+            }
+        }
+        return false
     }
 
     /// Why an id is not acceptable, or nil.
@@ -246,6 +283,8 @@ public struct CommandDecoder: Sendable {
 enum Field<T: Sendable>: Sendable {
     case absent
     case wrongType(String)
+    /// An integer too large for any field (the number as read).
+    case outOfRange(String)
     case value(T)
 }
 
@@ -283,10 +322,19 @@ struct RawCommand {
         switch value {
         case .none: return .absent
         case let v? where v.intValue != nil:
-            guard let n = Int(exactly: v.intValue!) else { return .wrongType("an integer out of range") }
+            guard let n = Int(exactly: v.intValue!) else { return .outOfRange("\(v.intValue!)") }
             return .value(n)
+        case let v? where outOfRangeInteger(v) != nil:
+            return .outOfRange(outOfRangeInteger(v)!)
         case .double?: return .wrongType("a non-integer number")
         case let other?: return .wrongType(other.typeDescription)
         }
+    }
+
+    /// The number as read, when it is a whole number too large to be taken as an integer: an
+    /// integer past 64 bits reaches the decoder as a double, and is then no "non-integer number".
+    static func outOfRangeInteger(_ value: JSONValue) -> String? {
+        guard case .double(let d) = value, d.isFinite, d.rounded() == d, abs(d) >= 9.0e15 else { return nil }
+        return "\(d)"
     }
 }

@@ -8,19 +8,27 @@ enum JSONSyntax {
     enum Problem: Error, Equatable {
         case syntax(String, offset: Int)
         case tooDeep(Int)
+        /// An object names a member twice: readers disagree on which one counts (RFC 7493 §2.3),
+        /// so a command saying two things is refused rather than read one way.
+        case duplicateMember(String, offset: Int)
     }
 
-    /// Parses a document. When it is an object, its members go to `member` in order (a repeated
-    /// name comes again) instead of into a dictionary, and the result is nil; any other document
-    /// is returned as its value. Commands are objects of a few known members: this reads them
-    /// without building and then searching a dictionary.
+    /// Parses a document. When it is an object, its members go to `member` in order instead of
+    /// into a dictionary, and the result is nil; any other document is returned as its value.
+    /// Commands are objects of a few known members: this reads them without building and then
+    /// searching a dictionary. A name repeated in any object of the document is a problem.
     static func parseMembers(
         _ bytes: UnsafeRawBufferPointer, maxDepth: Int, member: (String, JSONValue) -> Void
     ) throws(Problem) -> JSONValue? {
         var p = Parser(bytes: bytes, maxDepth: maxDepth)
         p.skipSpace()
         guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { return try p.run() }
-        try p.members(member)
+        var seen = Set<String>(minimumCapacity: 8)
+        try p.members { name, value in
+            guard seen.insert(name).inserted else { return false }
+            member(name, value)
+            return true
+        }
         p.skipSpace()
         if p.i < bytes.count { throw p.fail("unexpected \(p.describe(p.i)) after the document") }
         return nil
@@ -100,12 +108,13 @@ enum JSONSyntax {
         mutating func object() throws(Problem) -> JSONValue {
             // Commands have a handful of members: one allocation, no rehashing as they are added.
             var object: [String: JSONValue] = Dictionary(minimumCapacity: 8)
-            try members { object[$0] = $1 }
+            try members { object.updateValue($1, forKey: $0) == nil }
             return .object(object)
         }
 
-        /// Reads an object, handing each member to `visit` in order (a repeated name comes again).
-        mutating func members(_ visit: (String, JSONValue) -> Void) throws(Problem) {
+        /// Reads an object, handing each member to `visit` in order; `visit` answers false for a
+        /// name it has had already.
+        mutating func members(_ visit: (String, JSONValue) -> Bool) throws(Problem) {
             try enter()
             i += 1
             skipSpace()
@@ -119,6 +128,7 @@ enum JSONSyntax {
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
                     throw fail("unexpected \(describe(i)), expected a member name in quotes")
                 }
+                let nameOffset = i
                 let name = try string()
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else {
@@ -127,7 +137,7 @@ enum JSONSyntax {
                 i += 1
                 skipSpace()
                 let v = try value()
-                visit(name, v)
+                guard visit(name, v) else { throw .duplicateMember(name, offset: nameOffset) }
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end of input in an object") }
                 if bytes[i] == UInt8(ascii: ",") {

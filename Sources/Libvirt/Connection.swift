@@ -104,10 +104,19 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// Finds a domain by UUID if `nameOrUUID` has a UUID's form (8-4-4-4-12 hexadecimal digits,
-    /// either case), by name otherwise.
+    /// either case), by name otherwise. 32 hexadecimal digits without dashes are a UUID too
+    /// (libvirt parses that form), but such a string is also a valid name: it is looked up as a
+    /// UUID first, and as a name only when no domain has that UUID.
     public func lookup(nameOrUUID: String) throws(LibvirtError) -> Domain {
         if Connection.isUUID(nameOrUUID) {
             return try lookup(uuid: nameOrUUID)
+        }
+        if let uuid = Connection.canonicalUUID(nameOrUUID) {
+            do {
+                return try lookup(uuid: uuid)
+            } catch where error.code == .noDomain {
+                return try lookup(name: nameOrUUID)
+            }
         }
         return try lookup(name: nameOrUUID)
     }
@@ -150,6 +159,33 @@ public final class Connection: @unchecked Sendable {
         try withPointer("virConnectSetKeepAlive") { pointer -> Void? in
             virConnectSetKeepAlive(pointer, intervalSeconds, count) < 0 ? nil : ()
         }
+    }
+
+    /// The UUID a string spells, in libvirt's form (lower case, 8-4-4-4-12), when it is 36
+    /// characters in that form or 32 hexadecimal digits without dashes, either case; nil otherwise.
+    public static func canonicalUUID(_ string: String) -> String? {
+        let utf8 = string.utf8
+        var hex: [UInt8] = []
+        hex.reserveCapacity(32)
+        if utf8.count == 36 {
+            guard isUUID(string) else { return nil }
+            hex = utf8.filter { $0 != UInt8(ascii: "-") }
+        } else if utf8.count == 32 {
+            hex = Array(utf8)
+        } else {
+            return nil
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (index, byte) in hex.enumerated() {
+            if index == 8 || index == 12 || index == 16 || index == 20 { out.append(UInt8(ascii: "-")) }
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out.append(byte)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): out.append(byte + 32)
+            default: return nil
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Whether a string has the form of a UUID: 8-4-4-4-12 hexadecimal digits, either case.

@@ -42,6 +42,9 @@ public final class SpawnedWorker: @unchecked Sendable {
     public let logPath: String
     /// What was executed, wrappers (`setpriv`, `sh`) included.
     public let commandLine: [String]
+    /// The read end of the pipe the worker's standard error goes to, when one was asked for
+    /// (`standardErrorPipe`); standard output still goes to the log file.
+    public let standardErrorReader: FileHandle?
 
     private let condition = NSCondition()
     private var _exit: WorkerExit?
@@ -57,9 +60,10 @@ public final class SpawnedWorker: @unchecked Sendable {
     ///   - diesWithThread: kill the worker when the launching thread ends (through `setpriv`,
     ///     which also execs in place, when it is installed).
     ///   - directory: the working directory.
+    ///   - standardErrorPipe: standard error to a pipe (``standardErrorReader``) instead of the log.
     public init(
         binary: String, arguments: [String], logPath: String, directory: String? = nil, umask: mode_t? = nil,
-        diesWithThread: Bool = false
+        diesWithThread: Bool = false, standardErrorPipe: Bool = false
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw WorkerLaunchError("the worker binary \(binary) is not an executable file")
@@ -77,7 +81,18 @@ public final class SpawnedWorker: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Close-on-exec: no other child may hold the read end, or closing it here would not
+        // leave the worker without a reader.
+        var errorPipe: [Int32] = [-1, -1]
+        if standardErrorPipe {
+            guard let pipe2 = Self.symbol("pipe2", as: Pipe2.self), pipe2(&errorPipe, O_CLOEXEC) == 0 else {
+                throw WorkerLaunchError("pipe2() failed: \(String(cString: strerror(errno)))")
+            }
+            posix_spawn_file_actions_adddup2(&actions, errorPipe[1], 2)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        defer { if errorPipe[1] >= 0 { close(errorPipe[1]) } }
         // Another thread's descriptors (a pipe to a child of its own) must not stay open in the
         // worker for as long as it runs.
         Self.closeFrom3(&actions)
@@ -105,8 +120,10 @@ public final class SpawnedWorker: @unchecked Sendable {
         spawnedAt = Self.monotonicNanos()
         let rc = posix_spawn(&pid, commandLine[0], &actions, &attributes, argv, envp)
         guard rc == 0 else {
+            if errorPipe[0] >= 0 { close(errorPipe[0]) }
             throw WorkerLaunchError("cannot start \(commandLine[0]): \(String(cString: strerror(rc)))")
         }
+        standardErrorReader = errorPipe[0] >= 0 ? FileHandle(fileDescriptor: errorPipe[0], closeOnDealloc: true) : nil
         self.pid = pid
         let child = pid
         self.logPath = logPath
@@ -240,8 +257,9 @@ public final class SpawnedWorker: @unchecked Sendable {
 
     // MARK: helpers
 
-    // glibc's `_np` spawn actions are not in the Glibc module: they are looked up by name.
+    // glibc's `_np` spawn actions and pipe2 are not in the Glibc module: they are looked up by name.
     private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
     private typealias ChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
 
     private static func symbol<T>(_ name: String, as: T.Type) -> T? {

@@ -6,6 +6,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Reads an option's default from the environment: `ECP_<NAME>`.
 private func env(_ name: String) -> String? {
@@ -148,6 +149,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Self.ignoreSignals()
         Self.unblockStopSignals()
         let format = logFormat
         let level = logLevel
@@ -158,6 +160,15 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "ecp-worker")
+        // A daemon convention asks for files to be reopened on SIGHUP; the worker writes its log
+        // to standard error and holds no file that rotates, so it only says it had the signal.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let hangupTask = Task {
+            for await signal in hangups {
+                logger.notice("signal received; nothing to reopen", metadata: ["signal.name": "\(signal)"])
+            }
+        }
+        defer { hangupTask.cancel() }
         let worker = Worker(configuration: makeConfiguration(), logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -181,7 +192,18 @@ extension WorkerCommand {
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    /// Signals whose default action would end the worker for no reason of its own: a log reader
+    /// that went away (SIGPIPE; a write then fails with EPIPE and the line is dropped), and
+    /// signals the worker has no use for. Ignored before the worker starts any thread, and
+    /// inherited as ignored by nothing it runs (it runs no other program).
+    static func ignoreSignals() {
+        for number in [SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM] {
+            signal(number, SIG_IGN)
+        }
     }
 }
 

@@ -10,6 +10,8 @@ struct Received: @unchecked Sendable, CustomStringConvertible {
     let topic: String
     let json: [String: Any]
     let reply: ReplyRoute?
+    /// The message's size in bytes, as sent.
+    var size = 0
     var type: String { json["type"] as? String ?? "" }
     var id: String? { json["id"] as? String }
     subscript(key: String) -> Any? { json[key] }
@@ -26,7 +28,7 @@ final class MemorySink: MessageSink, @unchecked Sendable {
         condition.lock()
         let bytes = stamper.stamp(message.body)
         let json = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] ?? ["unparsable": String(decoding: bytes, as: UTF8.self)]
-        messages.append(Received(topic: message.topic, json: json, reply: message.reply))
+        messages.append(Received(topic: message.topic, json: json, reply: message.reply, size: bytes.count))
         condition.broadcast()
         condition.unlock()
     }
@@ -93,10 +95,10 @@ func temporaryStatePath() -> String {
 
 func makeEngine(
     uri: String, sink: MemorySink, maxParallel: Int = 4, stateFile: String = temporaryStatePath(),
-    restore: RestoreSettings = .init()
+    restore: RestoreSettings = .init(), logger: Logger? = nil
 ) -> Engine {
-    var logger = Logger(label: "test")
-    logger.logLevel = .critical
+    var logger = logger ?? Logger(label: "test")
+    if logger.label == "test" { logger.logLevel = .critical }
     let engine = Engine(
         configuration: EngineConfiguration(
             workerID: "t1", libvirtURI: uri, stateFile: stateFile, maxParallel: maxParallel, restore: restore),
@@ -109,5 +111,47 @@ func makeEngine(
 extension Engine {
     func submit(_ json: String, from origin: Origin = .commands) {
         submit(Data(json.utf8), from: origin)
+    }
+}
+
+/// Log records kept in memory, for tests of what a log line carries.
+final class CapturedLog: @unchecked Sendable {
+    struct Record {
+        var level: Logger.Level
+        var message: String
+        var metadata: Logger.Metadata
+    }
+
+    private let lock = NSLock()
+    private var _records: [Record] = []
+
+    var records: [Record] {
+        lock.lock()
+        defer { lock.unlock() }
+        return _records
+    }
+
+    fileprivate func append(_ r: Record) {
+        lock.lock()
+        _records.append(r)
+        lock.unlock()
+    }
+
+    /// A logger writing here (and nowhere else), at every level.
+    var logger: Logger {
+        Logger(label: "captured") { _ in Handler(log: self) }
+    }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            log.append(Record(level: event.level, message: event.message.description, metadata: metadata.merging(event.metadata ?? [:]) { _, n in n }))
+        }
     }
 }

@@ -135,6 +135,43 @@ struct CommandDecoderTests {
         #expect(e.field == "args.xml")
     }
 
+    /// Entity expansion at two levels ("billion laughs" in small): 10 × 10 references.
+    static let laughs = """
+        <?xml version="1.0"?>
+        <!DOCTYPE domain [
+          <!ENTITY lol "lol">
+          <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+          <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+        ]>
+        <domain type='test'><name>laughs</name><description>&lol2;</description><memory>65536</memory></domain>
+        """
+
+    @Test("a document type declaration in define's XML is refused, in any case and anywhere", arguments: [
+        laughs,
+        "<!doctype domain><domain type='test'><name>a</name><memory>65536</memory></domain>",
+        "<domain type='test'><name>a</name><memory>65536</memory></domain><!DocType x>",
+        "<<!DOCTYPE x>",
+    ])
+    func doctypeRefused(_ xml: String) throws {
+        let body = try JSONSerialization.data(withJSONObject: ["v": 1, "id": "dt", "op": "define", "args": ["xml": xml]])
+        guard case .failure(let e) = decoder.decode(body) else { Issue.record("accepted"); return }
+        #expect(e.reason == .invalidField)
+        #expect(e.field == "args.xml")
+        #expect(e.id == "dt")
+        #expect(e.detail.contains("document type declaration") && e.detail.contains("never needs one"), "\(e.detail)")
+    }
+
+    @Test("XML that only looks like a declaration in part is accepted", arguments: [
+        "<domain><description>&lt;!DOCTYPE is refused</description></domain>",
+        "<domain><!-- DOCTYPE --><name>a</name></domain>",
+        "<domain><![CDATA[x]]><name>a!DOCTYPE</name></domain>",
+        "<! DOCTYPE><domain/>",
+    ])
+    func doctypeLookalikes(_ xml: String) throws {
+        let body = try JSONSerialization.data(withJSONObject: ["v": 1, "id": "dt", "op": "define", "args": ["xml": xml]])
+        #expect(try decoder.decode(body).get().args.xml == xml)
+    }
+
     @Test("quoting keeps control characters out of text")
     func quoting() {
         #expect(CommandDecoder.quote("a\nb\u{1b}[31m") == #""a\nb\u001b[31m""#)

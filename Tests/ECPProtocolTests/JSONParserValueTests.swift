@@ -152,9 +152,8 @@ struct JSONParserValueTests {
         Case(json: "\t{\n\"a\" :\r\n1 }", value: ["a": 1]),
         // Member names are strings like any other: escapes decode in them too.
         Case(json: #"{"\u0061\n":"v","":0}"#, value: ["a\n": "v", "": 0]),
-        // A repeated name in a nested object: the last one wins.
-        Case(json: #"{"a":1,"b":2,"a":3}"#, value: ["a": 3, "b": 2]),
-        Case(json: #"{"a":{"x":1},"a":[2]}"#, value: ["a": [2]]),
+        // The same name in different objects is no repeat.
+        Case(json: #"{"a":{"a":1},"b":[{"a":2},{"a":3}]}"#, value: ["a": ["a": 1], "b": [["a": 2], ["a": 3]]]),
     ]
 
     @Test("arrays and objects nest and keep their values", arguments: nested)
@@ -162,19 +161,46 @@ struct JSONParserValueTests {
         #expect(try Self.value(c.json) == c.value)
     }
 
-    @Test("a top-level object's members come in document order, a repeated name again")
+    @Test("a top-level object's members come in document order")
     func memberOrder() throws {
         var members: [String] = []
         var values: [JSONValue] = []
-        let rest = try Data(#"{"b":1,"a":[true],"b":"again"}"#.utf8).withUnsafeBytes { buffer throws(JSONSyntax.Problem) in
+        let rest = try Data(#"{"b":1,"a":[true],"c":"again"}"#.utf8).withUnsafeBytes { buffer throws(JSONSyntax.Problem) in
             try JSONSyntax.parseMembers(buffer, maxDepth: 32) { name, value in
                 members.append(name)
                 values.append(value)
             }
         }
         #expect(rest == nil)
-        #expect(members == ["b", "a", "b"])
+        #expect(members == ["b", "a", "c"])
         #expect(values == [1, [true], "again"])
+    }
+
+    struct Repeat: Sendable, CustomTestStringConvertible {
+        var json: String
+        var name: String
+        var offset: Int
+        var testDescription: String { json }
+    }
+
+    @Test("a name repeated in one object, at any depth, is refused naming it and where", arguments: [
+        Repeat(json: #"{"op":"status","op":"destroy"}"#, name: "op", offset: 15),
+        Repeat(json: #"{"a":1,"b":2,"a":3}"#, name: "a", offset: 13),
+        Repeat(json: #"{"x":{"a":{"x":1},"a":[2]}}"#, name: "a", offset: 18),
+        Repeat(json: #"{"args":{"wait_ms":1,"wait_ms":2}}"#, name: "wait_ms", offset: 21),
+        Repeat(json: #"{"x":[[{"k":0,"\u006b":1}]]}"#, name: "k", offset: 14),
+        Repeat(json: #"{"":0,"":1}"#, name: "", offset: 6),
+    ])
+    func repeatedName(_ r: Repeat) {
+        var problem: JSONSyntax.Problem?
+        do {
+            _ = try Data(r.json.utf8).withUnsafeBytes { buffer throws(JSONSyntax.Problem) in
+                try JSONSyntax.parseMembers(buffer, maxDepth: 32) { _, _ in }
+            }
+        } catch {
+            problem = error as? JSONSyntax.Problem
+        }
+        #expect(problem == .duplicateMember(r.name, offset: r.offset))
     }
 
     @Test("a document that is not an object is returned whole", arguments: [
@@ -255,19 +281,6 @@ struct CommandFieldValueTests {
         Expectation(
             json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":-0}}"#,
             command: Command(id: "s", op: .shutdown, machine: "m", args: .init(waitMs: 0))),
-        // A repeated member: the last one wins, at the top and in args.
-        Expectation(
-            json: #"{"v":1,"id":"first","op":"start","machine":"a","id":"second","machine":"b","op":"destroy"}"#,
-            command: Command(id: "second", op: .destroy, machine: "b")),
-        Expectation(
-            json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":1,"wait_ms":2}}"#,
-            command: Command(id: "s", op: .shutdown, machine: "m", args: .init(waitMs: 2))),
-        Expectation(
-            json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":1},"args":{"force":false,"wait_ms":3}}"#,
-            command: Command(id: "s", op: .shutdown, machine: "m", args: .init(waitMs: 3, force: false))),
-        Expectation(
-            json: #"{"v":1,"id":"t","op":"ping","timeout_ms":"soon","timeout_ms":5}"#,
-            command: Command(id: "t", op: .ping, timeoutMs: 5)),
         // args.xml keeps escaped line breaks, tabs and quotes as characters.
         Expectation(
             json: #"{"v":1,"id":"d","op":"define","args":{"xml":"<domain type=\"test\">\n\t<name>n\u00e9</name>\r\n</domain>"}}"#,
@@ -293,19 +306,25 @@ struct CommandFieldValueTests {
     static let refused: [Refusal] = [
         // 2^63 - 1 is an integer, out of range; 2^63 no longer fits an integer at all.
         Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":9223372036854775807}"#, field: "timeout_ms", detail: "between 1 and 86400000, got 9223372036854775807"),
-        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":9223372036854775808}"#, field: "timeout_ms", detail: "got a non-integer number"),
+        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":9223372036854775808}"#, field: "timeout_ms", detail: "between 1 and 86400000, got 9.223372036854776e+18, out of range"),
+        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":-9223372036854775809}"#, field: "timeout_ms", detail: "out of range"),
+        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":100000000000000000000000000000}"#, field: "timeout_ms", detail: "got 1e+29, out of range"),
+        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":1e16}"#, field: "timeout_ms", detail: "out of range"),
+        Refusal(json: #"{"v":9223372036854775808,"id":"t","op":"ping"}"#, field: "v", detail: "out of range"),
         Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":9007199254740992}"#, field: "timeout_ms", detail: "got 9007199254740992"),
         Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":0}"#, field: "timeout_ms", detail: "between 1 and 86400000, got 0"),
         Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":-0}"#, field: "timeout_ms", detail: "got 0"),
         Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":86400001}"#, field: "timeout_ms", detail: "got 86400001"),
         Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":1.5}"#, field: "timeout_ms", detail: "got a non-integer number"),
-        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":1e308}"#, field: "timeout_ms", detail: "got a non-integer number"),
-        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":5,"timeout_ms":"soon"}"#, field: "timeout_ms", detail: "got a string"),
+        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":1e308}"#, field: "timeout_ms", detail: "got 1e+308, out of range"),
+        Refusal(json: #"{"v":1,"id":"t","op":"ping","timeout_ms":1.5e308}"#, field: "timeout_ms", detail: "out of range"),
         // wait_ms takes integers only, not doubles without a fraction.
         Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":1e3}}"#, field: "args.wait_ms", detail: "must be an integer, got a number"),
         Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":-1}}"#, field: "args.wait_ms", detail: "between 0 and 86400000, got -1"),
         Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":86400001}}"#, field: "args.wait_ms", detail: "got 86400001"),
-        Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":9223372036854775808}}"#, field: "args.wait_ms", detail: "got a number"),
+        Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":9223372036854775808}}"#, field: "args.wait_ms", detail: "between 0 and 86400000, got 9.223372036854776e+18, out of range"),
+        Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":-1e300}}"#, field: "args.wait_ms", detail: "out of range"),
+        Refusal(json: #"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":1.5}}"#, field: "args.wait_ms", detail: "must be an integer, got a number"),
         // Escapes that decode to characters a field does not take.
         Refusal(json: #"{"v":1,"id":"a\u0020b","op":"ping"}"#, field: "id", detail: #"got "a b""#),
         Refusal(json: #"{"v":1,"id":"m","op":"status","machine":"web\n1"}"#, field: "machine", detail: "control characters"),
@@ -318,6 +337,21 @@ struct CommandFieldValueTests {
         let error = try #require(Self.decode(r.json).failure, "\(r.json) was accepted")
         #expect(error.field == r.field, "\(error)")
         #expect(error.detail.contains(r.detail), "\(error.detail)")
+    }
+
+    @Test("a member named twice, at the top or in args, is refused as malformed JSON naming it", arguments: [
+        (#"{"v":1,"id":"dup","op":"status","machine":"a","op":"destroy"}"#, #""op""#),
+        (#"{"v":1,"id":"first","op":"start","machine":"a","id":"second"}"#, #""id""#),
+        (#"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":1,"wait_ms":2}}"#, #""wait_ms""#),
+        (#"{"v":1,"id":"s","op":"shutdown","machine":"m","args":{"wait_ms":1},"args":{"force":false,"wait_ms":3}}"#, #""args""#),
+        (#"{"v":1,"id":"t","op":"ping","timeout_ms":"soon","timeout_ms":5}"#, #""timeout_ms""#),
+        (#"{"v":1,"id":"t","op":"ping","x":{"y":[{"z":1,"z":1}]}}"#, #""z""#),
+    ])
+    func repeatedMember(_ json: String, name: String) throws {
+        let error = try #require(Self.decode(json).failure, "\(json) was accepted")
+        #expect(error.reason == .malformedJSON, "\(error)")
+        #expect(error.field == nil && error.id == nil, "\(error)")
+        #expect(error.detail.contains("member \(name) twice"), "\(error.detail)")
     }
 }
 

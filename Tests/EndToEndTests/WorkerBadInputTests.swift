@@ -73,6 +73,11 @@ struct WorkerBadPayload: Sendable, CustomTestStringConvertible {
             .init("binary: NUL after the document",
                   bytes: Data(#"{"v":1,"id":"n2","op":"start","machine":"web1"}"#.utf8) + Data([0]), "malformed_json"),
             .init("binary: random bytes", bytes: Data((0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }), "malformed_json"),
+            // Two readers must not disagree on what a command says: a repeated name is refused.
+            .init("duplicate member: op", #"{"v":1,"id":"dup1","op":"status","machine":"web1","op":"destroy"}"#, "malformed_json"),
+            .init("duplicate member: machine", #"{"v":1,"id":"dup2","op":"start","machine":"web2","machine":"web1"}"#, "malformed_json"),
+            .init("duplicate member: in args", #"{"v":1,"id":"dup3","op":"start","machine":"web1","args":{"paused":true,"paused":false}}"#, "malformed_json"),
+            .init("duplicate member: deep in an unknown member", #"{"v":1,"id":"dup4","op":"start","machine":"web1","x":[{"y":{"z":1,"z":2}}]}"#, "malformed_json"),
         ]
         // Valid JSON that is not an object.
         c += [
@@ -127,6 +132,11 @@ struct WorkerBadPayload: Sendable, CustomTestStringConvertible {
             .init("timeout_ms: negative", start(replacing: "timeout_ms", with: "-5"), "invalid_field", field: "timeout_ms", id: .equals("bad-1")),
             .init("timeout_ms: a float", start(replacing: "timeout_ms", with: "2.5"), "invalid_field", field: "timeout_ms", id: .equals("bad-1")),
             .init("timeout_ms: a boolean", start(replacing: "timeout_ms", with: "true"), "invalid_field", field: "timeout_ms", id: .equals("bad-1")),
+            .init("timeout_ms: 2^63", start(replacing: "timeout_ms", with: "9223372036854775808"), "invalid_field", field: "timeout_ms", id: .equals("bad-1")),
+            .init("args.wait_ms: 2^63", #"{"v":1,"id":"w4","op":"shutdown","machine":"db1","args":{"wait_ms":9223372036854775808}}"#,
+                  "invalid_field", field: "args.wait_ms", id: .equals("w4")),
+            .init("args.xml: a document type declaration", #"{"v":1,"id":"x4","op":"define","args":{"xml":"<!doctype domain><domain type='test'><name>dt</name><memory>65536</memory></domain>"}}"#,
+                  "invalid_field", field: "args.xml", id: .equals("x4")),
         ]
         // Too deep.
         c += [

@@ -168,7 +168,7 @@ final class LibvirtSession: @unchecked Sendable {
 }
 
 extension LibvirtError {
-    /// The full error record as log metadata.
+    /// The full error record as log metadata, libvirt's strings cut as in the published record.
     var logMetadata: Logger.Metadata {
         var m: Logger.Metadata = [
             "libvirt.code": "\(code.rawValue)", "libvirt.code_name": "\(codeName)",
@@ -176,10 +176,10 @@ extension LibvirtError {
             "libvirt.level": "\(levelName)",
             "libvirt.int1": "\(int1)", "libvirt.int2": "\(int2)",
         ]
-        if let message { m["libvirt.message"] = "\(message)" }
-        if let str1 { m["libvirt.str1"] = "\(str1)" }
-        if let str2 { m["libvirt.str2"] = "\(str2)" }
-        if let str3 { m["libvirt.str3"] = "\(str3)" }
+        if let message { m["libvirt.message"] = "\(LibvirtText.cut(message))" }
+        if let str1 { m["libvirt.str1"] = "\(LibvirtText.cut(str1))" }
+        if let str2 { m["libvirt.str2"] = "\(LibvirtText.cut(str2))" }
+        if let str3 { m["libvirt.str3"] = "\(LibvirtText.cut(str3))" }
         return m
     }
 }

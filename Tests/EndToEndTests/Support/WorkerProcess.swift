@@ -60,6 +60,9 @@ struct WorkerLaunchOptions: Sendable {
     /// The file mode creation mask the worker runs under, when set.
     var umask: mode_t?
     var readiness: Readiness = .ping
+    /// Standard error to a pipe (``WorkerProcess/standardErrorReader``) instead of the log file,
+    /// which then holds only standard output.
+    var standardErrorPipe = false
     /// Kill the worker when the thread that launched it ends (where `setpriv` exists).
     var diesWithLaunchingThread = true
     /// Anything else to pass (after the harness's own options: the last occurrence wins).
@@ -179,7 +182,7 @@ final class WorkerProcess: Sendable {
 
         process = try SpawnedWorker(
             binary: binary.path, arguments: arguments, logPath: logPath, directory: directory.path, umask: options.umask,
-            diesWithThread: options.diesWithLaunchingThread)
+            diesWithThread: options.diesWithLaunchingThread, standardErrorPipe: options.standardErrorPipe)
     }
 
     deinit {
@@ -237,6 +240,9 @@ final class WorkerProcess: Sendable {
     }
 
     // MARK: the log
+
+    /// The read end of the worker's standard error, with ``WorkerLaunchOptions/standardErrorPipe``.
+    var standardErrorReader: FileHandle? { process.standardErrorReader }
 
     /// Everything the worker wrote to standard error (JSON log lines) and standard output.
     var log: String { process.log }
