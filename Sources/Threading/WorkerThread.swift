@@ -55,13 +55,14 @@ public enum WorkerThread {
         return await withCheckedContinuation { continuation in
             waiting.continuation.withLock { $0 = continuation }
             let timer = Task {
-                try? await Task.sleep(for: timeout)
+                // Cancelled means the thread answered first: only a full sleep is a timeout.
+                do { try await Task.sleep(for: timeout) } catch { return }
                 waiting.resume(returning: nil)
             }
             start(name: name) {
                 let result = body()
-                timer.cancel()
                 waiting.resume(returning: result)
+                timer.cancel()
             }
         }
     }

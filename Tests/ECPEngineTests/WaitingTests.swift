@@ -7,6 +7,20 @@ import Threading
 /// which a shutdown hears of its machine's power-off.
 @Suite("Waiting: scheduler and machine stops")
 struct WaitingTests {
+    @Test("a thread's work awaited with a time limit gives its result when it ends in time, nil only when the limit passes")
+    func threadRunWithTimeout() async {
+        for _ in 0..<50 {
+            let value = await WorkerThread.run(name: "test-run", timeout: .seconds(10)) { 42 }
+            #expect(value == 42)
+            let done: Void? = await WorkerThread.run(name: "test-run", timeout: .seconds(10)) {}
+            #expect(done != nil, "work that returns nothing and ends in time is not a timeout")
+        }
+        let gate = OneShot<Bool>()
+        let late = await WorkerThread.run(name: "test-run", timeout: .milliseconds(50)) { gate.wait() }
+        #expect(late == nil)
+        gate.set(true)
+    }
+
     @Test("a scheduler runs actions by due time, and those due now in the order they came")
     func schedulerOrder() {
         let scheduler = Scheduler(name: "test-sched")
