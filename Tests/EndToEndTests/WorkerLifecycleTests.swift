@@ -197,6 +197,8 @@ struct WorkerLifecycleTests {
         let stopping = try client.waitFor("worker.stopping", timeout: .seconds(3)) { $0.type == "worker.stopping" }
         WorkerExpect.envelope(stopping, worker: worker, type: "worker.stopping", topic: "worker")
         #expect(stopping["reason"]?.stringValue?.isEmpty == false, "\(stopping)")
+        #expect(worker.log.contains("worker stopped"), "\(worker.logTail())")
+        #expect(!worker.log.contains("events still unsent"), "a quiet stop drops nothing: \(worker.logTail())")
         let table = try #require(try? Data(contentsOf: URL(fileURLWithPath: worker.stateFilePath)), "the state table is written")
         let json = try JSONDecoder().decode(JSONValue.self, from: table)
         let web1 = json["machines"]?[WorkerMachine.web1.uuid]
