@@ -50,7 +50,13 @@ final class Job: Sendable {
     let lanes: [String]
     /// Work other than a command (a machine's restore), run in the command's place.
     let task: (@Sendable (Job) -> Void)?
-    private let finished = Mutex(false)
+    private let state = Mutex(State())
+
+    private struct State {
+        var finished = false
+        /// The job's deadline, cancelled when the job is finished so that it holds nothing after.
+        var deadline: (scheduler: Scheduler, token: Scheduler.Token)?
+    }
 
     init(command: Command, origin: Origin, lanes: [String], task: (@Sendable (Job) -> Void)? = nil) {
         self.command = command
@@ -61,15 +67,30 @@ final class Job: Sendable {
     }
 
     /// Whether the job has been finished (answered, timed out or cancelled).
-    var isFinished: Bool { finished.withLock { $0 } }
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Schedules the job's deadline; `action` is cancelled as soon as the job is finished.
+    func schedule(deadlineAfterMilliseconds milliseconds: Int, on scheduler: Scheduler, _ action: @escaping @Sendable () -> Void) {
+        let token = scheduler.run(afterMilliseconds: milliseconds, action)
+        let finished = state.withLock { state in
+            if !state.finished { state.deadline = (scheduler, token) }
+            return state.finished
+        }
+        if finished { scheduler.cancel(token) }
+    }
 
     /// True for exactly one caller: whoever finishes the job first (its run or its deadline).
     func claim() -> Bool {
-        finished.withLock { done in
-            if done { return false }
-            done = true
-            return true
+        let claimed: (scheduler: Scheduler, token: Scheduler.Token)?? = state.withLock { state in
+            if state.finished { return nil }
+            state.finished = true
+            defer { state.deadline = nil }
+            return .some(state.deadline)
         }
+        guard let deadline = claimed else { return false }
+        // Outside the job's lock: the scheduler takes its own.
+        if let deadline { deadline.scheduler.cancel(deadline.token) }
+        return true
     }
 }
 
@@ -259,8 +280,10 @@ public final class Engine: Sendable {
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
         if let timeout = command.timeoutMs {
-            deadlines.run(afterMilliseconds: timeout) { [weak self] in
-                self?.expire(job)
+            // Weakly: once answered, the job (its command may carry a large define XML) is
+            // not kept for the deadline's sake, even before the cancellation takes it away.
+            job.schedule(deadlineAfterMilliseconds: timeout, on: deadlines) { [weak self, weak job] in
+                if let job { self?.expire(job) }
             }
         }
         switch command.op {
