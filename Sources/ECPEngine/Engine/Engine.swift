@@ -13,6 +13,8 @@ public struct EngineConfiguration: Sendable {
     public var limits: CommandLimits
     public var dedupeCapacity: Int
     public var dedupeWindowSeconds: Double
+    /// The most the remembered results may weigh, in bytes.
+    public var dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes
     /// Path of the state table.
     public var stateFile: String
     public var restore: RestoreSettings
@@ -23,12 +25,15 @@ public struct EngineConfiguration: Sendable {
     public var shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
 
     public static let defaultShutdownRetryMs = 5_000
+    public static let defaultDedupeBytes = 64 << 20
 
     public init(
         workerID: String, libvirtURI: String, stateFile: String, maxParallel: Int = 8, limits: CommandLimits = .default,
         dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init(),
-        maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
+        maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs,
+        dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes
     ) {
+        self.dedupeBytes = dedupeBytes
         self.maxQueue = maxQueue
         self.shutdownRetryMs = shutdownRetryMs
         self.workerID = workerID
@@ -178,7 +183,8 @@ public final class Engine: Sendable {
         self.logger = logger
         self.decoder = CommandDecoder(limits: configuration.limits)
         self.cache = IdempotencyCache(
-            capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds)
+            capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds,
+            maxBytes: configuration.dedupeBytes)
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
         self.restoreSettings = configuration.restore
