@@ -125,6 +125,9 @@ public final class Engine: Sendable {
     /// Commands' and restores' deadlines.
     let deadlines = Scheduler(name: "ecp-deadlines")
     private let machineStops = MachineStops()
+    /// Commands accepted and not yet answered, so that those still running when the worker
+    /// stops can be answered.
+    private let unanswered = Mutex<[ObjectIdentifier: Job]>([:])
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -285,6 +288,7 @@ public final class Engine: Sendable {
             body: AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine).jsonBytes()))
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
+        unanswered.withLock { $0[ObjectIdentifier(job)] = job }
         if let timeout = command.timeoutMs {
             // Weakly: once answered, the job (its command may carry a large define XML) is
             // not kept for the deadline's sake, even before the cancellation takes it away.
@@ -374,12 +378,16 @@ public final class Engine: Sendable {
         guard job.claim() else { return }
         let command = job.command
         let timeout = command.timeoutMs ?? 0
-        let what = command.machine.map { "\(command.op.verb) machine '\($0)'" } ?? command.op.verb
-        let record = WorkerErrorRecord.commandTimeout(what: what, timeoutMs: timeout)
+        let record = WorkerErrorRecord.commandTimeout(what: Self.what(command), timeoutMs: timeout)
         logger.warning("command timed out", metadata: commandMetadata(command).merging(["timeout_ms": "\(timeout)"]) { _, n in n })
         publishResult(job, outcome: .failed(.worker(record)))
         // The machine's lane is freed: the worker moves on while the libvirt call runs out.
         dispatcher.release(job)
+    }
+
+    /// The operation, with its machine if it has one, as error summaries name it.
+    static func what(_ command: Command) -> String {
+        command.machine.map { "\(command.op.verb) machine '\($0)'" } ?? command.op.verb
     }
 
     /// Answers a job and frees its lanes.
@@ -388,7 +396,7 @@ public final class Engine: Sendable {
             var metadata = commandMetadata(job.command)
             metadata["command.late"] = "true"
             if case .libvirt(let e, _) = outcome.failure { metadata.merge(e.logMetadata) { _, n in n } }
-            logger.notice("command finished after its deadline", metadata: metadata)
+            logger.notice("command finished after it was answered (its deadline passed, or the worker stopped)", metadata: metadata)
             return
         }
         publishResult(job, outcome: outcome)
@@ -396,6 +404,7 @@ public final class Engine: Sendable {
     }
 
     private func publishResult(_ job: Job, outcome: OpOutcome) {
+        unanswered.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(job)) }
         let command = job.command
         let duration = millis(since: job.acceptedAt)
         var result = ResultMessage(
@@ -587,7 +596,8 @@ public final class Engine: Sendable {
     }
 
     /// Waits up to `graceSeconds` for commands in flight; those that have not started by then are
-    /// answered with a `cancelled` error. Then stops the threads and the libvirt session.
+    /// answered with a `cancelled` error, those still running with an `interrupted` one. Then
+    /// stops the threads and the libvirt session.
     public func drain(graceSeconds: Double) async {
         // All of it blocks (the wait, libvirt, the last write of the table): it runs on a thread
         // of its own, off Swift's cooperative pool.
@@ -600,6 +610,13 @@ public final class Engine: Sendable {
         restoreState.withLock { $0.current }?.stop()
         for job in dispatcher.drainQueued() where job.claim() {
             publishResult(job, outcome: .failed(.worker(.cancelled)))
+        }
+        // The rest have started (a libvirt call, or a restore) and cannot be stopped: they are
+        // answered now, or never, since the worker exits without waiting for them.
+        let running = unanswered.withLock { Array($0.values) }
+        for job in running.sorted(by: { $0.acceptedAt < $1.acceptedAt }) where job.claim() {
+            logger.warning("command still running at shutdown; answered as interrupted", metadata: commandMetadata(job.command))
+            publishResult(job, outcome: .failed(.worker(.interrupted(what: Self.what(job.command)))))
         }
         if inFlight > 0 {
             logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])
