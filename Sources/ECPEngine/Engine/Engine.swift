@@ -619,7 +619,9 @@ public final class Engine: Sendable {
             publishResult(job, outcome: .failed(.worker(.interrupted(what: Self.what(job.command)))))
         }
         if inFlight > 0 {
-            logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])
+            // Every command is answered by now; a success may still wait for its state change to
+            // be written, which the store's last flush below does.
+            logger.warning("stopping with results waiting for their state to be saved", metadata: ["in_flight": "\(inFlight)"])
         }
         dispatcher.stop()
         recordShutdownStates()
