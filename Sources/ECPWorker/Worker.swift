@@ -30,6 +30,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxQueue: Int = 10_000
     public var dedupeIDs: Int = 10_000
     public var dedupeWindowSeconds: Double = 600
+    /// The most the remembered results may weigh, in bytes.
+    public var dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes
     public var restore = RestoreSettings()
     /// How often a waiting `shutdown` repeats its ACPI request (0: once only).
     public var shutdownRetryMs = EngineConfiguration.defaultShutdownRetryMs
@@ -78,6 +80,10 @@ public struct WorkerConfiguration: Sendable {
         if maxQueue < 1 { return "--max-queue: must be positive, got \(maxQueue)" }
         if dedupeIDs < 1 || dedupeIDs > 10_000_000 { return "--dedupe-ids: must be between 1 and 10000000, got \(dedupeIDs)" }
         if dedupeWindowSeconds < 0 { return "--dedupe-window-s: must not be negative" }
+        // Below 64 KiB a single large result would not be remembered; above 64 GiB it is no bound.
+        if dedupeBytes < 64 << 10 || dedupeBytes > 64 << 30 {
+            return "--dedupe-bytes: must be between 65536 (64 KiB) and 68719476736 (64 GiB), got \(dedupeBytes)"
+        }
         if (curveKeyFile == nil) != (curveClientsDirectory == nil) {
             return "--curve-key-file and --curve-clients go together: the worker's key pair, and the keys it admits"
         }
@@ -133,7 +139,8 @@ public final class Worker: Service, Sendable {
             configuration: EngineConfiguration(
                 workerID: c.workerID, libvirtURI: c.libvirtURI, stateFile: c.stateFile, maxParallel: c.maxParallel,
                 limits: c.limits, dedupeCapacity: c.dedupeIDs, dedupeWindowSeconds: c.dedupeWindowSeconds,
-                restore: c.restore, maxQueue: c.maxQueue, shutdownRetryMs: c.shutdownRetryMs),
+                restore: c.restore, maxQueue: c.maxQueue, shutdownRetryMs: c.shutdownRetryMs,
+                dedupeBytes: c.dedupeBytes),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
         let table: StateTableLoad

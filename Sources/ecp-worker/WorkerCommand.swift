@@ -87,6 +87,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a command id is remembered for de-duplication, within a bounded memory (env ECP_DEDUPE_WINDOW_S).")
     var dedupeWindowS: Double = env("DEDUPE_WINDOW_S").flatMap { Double($0) } ?? 600
 
+    @Option(help: "Bytes the results remembered for de-duplication may take in all; the oldest go first (env ECP_DEDUPE_BYTES; default 64 MiB).")
+    var dedupeBytes: Int = envInt("DEDUPE_BYTES", EngineConfiguration.defaultDedupeBytes)
+
     @Option(help: "How many machines a restore brings back at once (env ECP_RESTORE_PARALLEL).")
     var restoreParallel: Int = envInt("RESTORE_PARALLEL", 4)
 
@@ -145,6 +148,7 @@ struct WorkerCommand: AsyncParsableCommand {
         c.maxQueue = maxQueue
         c.dedupeIDs = dedupeIds
         c.dedupeWindowSeconds = dedupeWindowS
+        c.dedupeBytes = dedupeBytes
         return c
     }
 

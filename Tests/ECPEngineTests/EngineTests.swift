@@ -218,3 +218,30 @@ struct DuplicateAnswerTests {
         #expect(decoded == expected)
     }
 }
+
+@Suite("Deadlines of finished commands")
+struct FinishedDeadlineTests {
+    @Test("a command answered before its timeout_ms leaves no deadline pending, and is not kept for it")
+    func finishedCommandsHoldNoDeadline() throws {
+        let node = try NodeFile([("web1", false)])
+        let sink = MemorySink()
+        let engine = makeEngine(uri: node.uri, sink: sink)
+        let count = 2_000
+        for i in 0..<count {
+            engine.submit(#"{"v":1,"id":"d\#(i)","op":"ping","timeout_ms":86400000}"#)
+        }
+        // Through the dispatcher too, and one with a large argument.
+        let xml = "<domain type='test'><name>big</name><memory>65536</memory><description>"
+            + String(repeating: "x", count: 200_000) + "</description><os><type>hvm</type></os></domain>"
+        let define = try JSONSerialization.data(withJSONObject: [
+            "v": 1, "id": "d-define", "op": "define", "timeout_ms": 86_400_000, "args": ["xml": xml],
+        ])
+        engine.submit(define, from: .commands)
+        engine.submit(#"{"v":1,"id":"d-status","op":"status","machine":"web1","timeout_ms":86400000}"#)
+        for id in (0..<count).map({ "d\($0)" }) + ["d-define", "d-status"] {
+            let r = try #require(sink.result(id))
+            #expect(r["ok"] as? Bool == true, "\(id): \(r)")
+        }
+        #expect(engine.deadlines.pendingCount == 0)
+    }
+}

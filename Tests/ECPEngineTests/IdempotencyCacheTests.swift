@@ -155,4 +155,51 @@ struct IdempotencyCacheTests {
         #expect(Self.isNew(cache.begin("a", waiter: "w2")))
         #expect(cache.forget("missing").isEmpty)
     }
+
+    @Test("results are kept within maxBytes in all: the oldest finished go first, the newest stays")
+    func byteBound() {
+        // Counts that would keep everything: only the bytes bound evicts.
+        let cache = Cache(capacity: 1_000, windowSeconds: 600, maxBytes: 1_000)
+        for i in 0..<50 {
+            let id = "b\(i)"
+            #expect(Self.isNew(cache.begin(id, waiter: "first")))
+            // 100 to 390 bytes each.
+            #expect(cache.complete(id, result: [UInt8](repeating: UInt8(i), count: 100 + 10 * (i % 30))).isEmpty)
+            #expect(cache.bytes <= 1_000, "after \(id): \(cache.bytes) bytes kept")
+            if case .done(let kept) = cache.begin(id, waiter: "probe") {
+                #expect(kept.count == 100 + 10 * (i % 30), "the newest keeps its result")
+            } else {
+                Issue.record("\(id), the newest, was evicted")
+            }
+        }
+        // The kept ones are the newest: b49 (290 bytes), b48 (280), b47 (270): 840 bytes.
+        #expect(cache.count == 3)
+        #expect(cache.bytes == 840)
+    }
+
+    @Test("a running entry is never evicted for bytes, and its result counts once it completes")
+    func byteBoundSparesRunning() {
+        let cache = Cache(capacity: 1_000, windowSeconds: 600, maxBytes: 500)
+        #expect(Self.isNew(cache.begin("slow", waiter: "first")))
+        for i in 0..<10 {
+            #expect(Self.isNew(cache.begin("f\(i)", waiter: "first")))
+            #expect(cache.complete("f\(i)", result: [UInt8](repeating: 0, count: 200)).isEmpty)
+            #expect(cache.bytes <= 500)
+        }
+        #expect(Self.isRunning(cache.begin("slow", waiter: "second")), "the running entry is kept")
+        #expect(cache.complete("slow", result: [UInt8](repeating: 1, count: 300)) == ["second"])
+        // f8 made room; f9 (200 bytes) and slow (300) fit.
+        #expect(cache.bytes == 500)
+        #expect(Self.result(cache.begin("slow", waiter: "third")) != nil, "the newest result stays")
+        #expect(cache.count == 2)
+    }
+
+    @Test("a result larger than maxBytes on its own is not kept")
+    func oversizedResult() {
+        let cache = Cache(capacity: 10, windowSeconds: 600, maxBytes: 100)
+        Self.run(cache, ["a"])
+        #expect(Self.isNew(cache.begin("big", waiter: "first")))
+        #expect(cache.complete("big", result: [UInt8](repeating: 0, count: 101)).isEmpty)
+        #expect(cache.bytes == 0 && cache.count == 0)
+    }
 }

@@ -21,4 +21,16 @@ struct WorkerConfigurationTests {
         #expect((problem == nil) == valid, "\(value): \(problem ?? "valid")")
         if let problem { #expect(problem.hasPrefix("--shutdown-retry-ms: "), "\(problem)") }
     }
+
+    @Test(
+        "--dedupe-bytes: 64 KiB to 64 GiB, 64 MiB by default",
+        arguments: [(65_536, true), (64 << 20, true), (64 << 30, true), (0, false), (-1, false), (65_535, false), ((64 << 30) + 1, false), (Int.max, false)])
+    func dedupeBytes(value: Int, valid: Bool) {
+        #expect(WorkerConfiguration(workerID: "w1").dedupeBytes == 64 << 20)
+        var c = WorkerConfiguration(workerID: "w1")
+        c.dedupeBytes = value
+        let problem = c.validate()
+        #expect((problem == nil) == valid, "\(value): \(problem ?? "valid")")
+        if let problem { #expect(problem.hasPrefix("--dedupe-bytes: "), "\(problem)") }
+    }
 }

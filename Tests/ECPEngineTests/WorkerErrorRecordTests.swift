@@ -29,6 +29,10 @@ struct WorkerErrorRecordTests {
             type: "cancelled", category: "resource", retryable: true,
             message: "the worker stopped before the command could run",
             summary: "worker: the command was not run because the worker is stopping; send it again when the worker is back")),
+        ("interrupted", .interrupted(what: "shut down machine 'web1'"), WorkerErrorRecord(
+            type: "interrupted", category: "timeout", retryable: true,
+            message: "the worker stopped before the command finished",
+            summary: "worker: cannot shut down machine 'web1': the worker stopped before the command finished; the libvirt call may still complete, and what it did shows as a machine.event or in the next status")),
         ("internal", .internalError(action: "start machine 'web1'", error: Failure()), WorkerErrorRecord(
             type: "internal", category: "internal", retryable: false, message: "disk gone",
             summary: "worker: cannot start machine 'web1': disk gone")),

@@ -301,6 +301,43 @@ struct HypervisorTests {
         #expect(worker.stop() == 0, "\(worker.logTail())")
     }
 
+    @Test("a command still running when the shutdown grace is over is answered interrupted, before worker.stopping")
+    func interruptedAtShutdown() throws {
+        try HypervisorHost.require()
+        let lock = try HypervisorTierLock()
+        defer { withExtendedLifetime(lock) {} }
+        let guests = HypervisorGuests()
+        defer { guests.cleanup() }
+        let name = guests.name(1)
+        try guests.define([1])
+        var options = WorkerLaunchOptions.hypervisor()
+        options.shutdownGraceSeconds = 1
+        let (worker, client) = try Self.launch(options)
+        let start = try client.hypervisorRun("start", machine: name).result
+        try #require(start.ok == true, "\(start)")
+
+        // The guest ignores ACPI: this shutdown waits its full minute unless the worker stops.
+        let id = client.nextID("hv-long")
+        let command = WorkerClient.command("shutdown", id: id, machine: name, args: ["wait_ms": 60_000])
+        try client.send(command, via: .control)
+        _ = try client.waitFor("accepted \(id)", timeout: .seconds(10)) { $0.type == "accepted" && $0.id == id }
+        let signalledAt = ContinuousClock.now
+        worker.signal(SIGTERM)
+        #expect(worker.waitForExit(timeout: .seconds(20)) == 0, "\(worker.logTail())")
+        #expect(ContinuousClock.now - signalledAt < .seconds(15), "the worker did not wait for the shutdown's minute")
+
+        let result = try client.waitFor("result \(id)", timeout: .seconds(5)) { $0.type == "result" && $0.id == id }
+        #expect(result.ok == false, "\(result)")
+        #expect(result.error?["type"] == "interrupted", "\(result)")
+        #expect(result.error?["category"] == "timeout", "\(result)")
+        #expect(result.error?["retryable"] == true, "\(result)")
+        let summary = result.error?["summary"]?.stringValue ?? ""
+        #expect(summary.contains("stopped before the command finished") && summary.contains("may still complete"), "\(summary)")
+        let stopping = try client.waitFor("worker.stopping", timeout: .seconds(5)) { $0.type == "worker.stopping" }
+        #expect((result.seq ?? .max) < (stopping.seq ?? 0), "the result goes out before worker.stopping")
+        #expect(client.messages { $0.type == "result" && $0.id == id }.count == 1)
+    }
+
     // MARK: 2. define failures
 
     @Test("define with bad XML and define of a duplicate name are E2LibvirtErrors that say why")

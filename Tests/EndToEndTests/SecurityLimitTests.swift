@@ -237,10 +237,24 @@ struct SecurityLimitTests {
         }
     }
 
-    /// Sends `phases` × 100,000 commands (after 5,000 to warm up) over the control socket, at
+    @Test("20,000 pings with a day's timeout_ms: once answered they hold nothing, resident memory grows less than 4 MiB")
+    func finishedCommandsWithLongTimeouts() async throws {
+        try await WorkerTestThread.run("sec-long-timeouts") {
+            // A tiny id memory, so that what is measured is what the deadlines keep.
+            let rss = try floodBody(
+                arguments: ["--dedupe-ids", "1", "--dedupe-window-s", "0"], phases: 1, phaseSize: 20_000,
+                commands: { Data(#"{"v":1,"id":"long-\#($0)","op":"ping","timeout_ms":86400000}"#.utf8) })
+            #expect(rss[1] - rss[0] < 4 * 1024, "20,000 answered pings with a 24 h timeout add less than 4 MiB: \(rss)")
+        }
+    }
+
+    /// Sends `phases` × `phaseSize` commands (after 5,000 to warm up) over the control socket, at
     /// most 256 unanswered at a time, checks every one is answered, prints the figures and
-    /// returns the worker's VmRSS in KiB: after the warm-up, then after each phase.
-    private func floodBody(arguments: [String], phases: Int) throws -> [Int] {
+    /// returns the worker's VmRSS in KiB: after the warm-up, then after each phase. The commands
+    /// are a mix of valid and refused ones, or `commands(n)` for the n-th.
+    private func floodBody(
+        arguments: [String], phases: Int, phaseSize: Int = 100_000, commands: ((Int) -> Data)? = nil
+    ) throws -> [Int] {
         let worker = try WorkerProcess.start(Self.options(["--max-queue", "64", "--log-level", "info"] + arguments))
         let client = try WorkerClient(worker, subscriptions: ["heartbeat."])
         let dealer = client.dealer
@@ -251,6 +265,7 @@ struct SecurityLimitTests {
         var refused = 0
 
         func payload(_ n: Int) -> Data {
+            if let commands { return commands(n) }
             let id = "flood-\(n)"
             switch n % 8 {
             case 0: return Data(#"{"v":1,"id":"\#(id)","op":"ping"}"#.utf8)
@@ -293,17 +308,17 @@ struct SecurityLimitTests {
         var figures = [try rss()]
         let started = ContinuousClock.now
         for _ in 0..<phases {
-            try flood(100_000)
+            try flood(phaseSize)
             figures.append(try rss())
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print(
             "flood \(arguments.isEmpty ? "(default id memory)" : arguments.joined(separator: " ")): "
-                + "\(phases * 100_000) commands in \(String(format: "%.1f", seconds)) s (\(Int(Double(phases * 100_000) / seconds))/s), "
+                + "\(phases * phaseSize) commands in \(String(format: "%.1f", seconds)) s (\(Int(Double(phases * phaseSize) / seconds))/s), "
                 + "\(busy) busy, \(refused) other refusals; VmRSS KiB after warm-up \(figures[0]), "
-                + figures.dropFirst().enumerated().map { "after \($0.offset + 1)00k \($0.element) (+\($0.element - figures[0]))" }.joined(separator: ", "))
-        #expect(answered == sequence && sequence == 5_000 + phases * 100_000, "every command answered: \(answered) of \(sequence)")
+                + figures.dropFirst().enumerated().map { "after \(($0.offset + 1) * phaseSize) \($0.element) (+\($0.element - figures[0]))" }.joined(separator: ", "))
+        #expect(answered == sequence && sequence == 5_000 + phases * phaseSize, "every command answered: \(answered) of \(sequence)")
         #expect(worker.isRunning)
         try client.sendControl(WorkerClient.command("ping", id: "after-flood"))
         #expect(try client.nextReply(matching: "after-flood").ok == true)

@@ -145,7 +145,8 @@ extension Engine {
                 dispatcherRelease(job)
             }
             let timeout = restoreSettings.machineTimeoutMs
-            deadlines.run(afterMilliseconds: timeout) {
+            job.schedule(deadlineAfterMilliseconds: timeout, on: deadlines) {
+                // Strongly: the restore waits for every machine's outcome, and this one must come.
                 let record = WorkerErrorRecord.restoreTimeout(machine: entry.name, timeoutMs: timeout)
                 conclude(
                     RestoreOutcomeMessage(

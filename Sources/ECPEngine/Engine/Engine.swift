@@ -13,6 +13,8 @@ public struct EngineConfiguration: Sendable {
     public var limits: CommandLimits
     public var dedupeCapacity: Int
     public var dedupeWindowSeconds: Double
+    /// The most the remembered results may weigh, in bytes.
+    public var dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes
     /// Path of the state table.
     public var stateFile: String
     public var restore: RestoreSettings
@@ -23,12 +25,15 @@ public struct EngineConfiguration: Sendable {
     public var shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
 
     public static let defaultShutdownRetryMs = 5_000
+    public static let defaultDedupeBytes = 64 << 20
 
     public init(
         workerID: String, libvirtURI: String, stateFile: String, maxParallel: Int = 8, limits: CommandLimits = .default,
         dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init(),
-        maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
+        maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs,
+        dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes
     ) {
+        self.dedupeBytes = dedupeBytes
         self.maxQueue = maxQueue
         self.shutdownRetryMs = shutdownRetryMs
         self.workerID = workerID
@@ -50,7 +55,13 @@ final class Job: Sendable {
     let lanes: [String]
     /// Work other than a command (a machine's restore), run in the command's place.
     let task: (@Sendable (Job) -> Void)?
-    private let finished = Mutex(false)
+    private let state = Mutex(State())
+
+    private struct State {
+        var finished = false
+        /// The job's deadline, cancelled when the job is finished so that it holds nothing after.
+        var deadline: (scheduler: Scheduler, token: Scheduler.Token)?
+    }
 
     init(command: Command, origin: Origin, lanes: [String], task: (@Sendable (Job) -> Void)? = nil) {
         self.command = command
@@ -61,15 +72,30 @@ final class Job: Sendable {
     }
 
     /// Whether the job has been finished (answered, timed out or cancelled).
-    var isFinished: Bool { finished.withLock { $0 } }
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Schedules the job's deadline; `action` is cancelled as soon as the job is finished.
+    func schedule(deadlineAfterMilliseconds milliseconds: Int, on scheduler: Scheduler, _ action: @escaping @Sendable () -> Void) {
+        let token = scheduler.run(afterMilliseconds: milliseconds, action)
+        let finished = state.withLock { state in
+            if !state.finished { state.deadline = (scheduler, token) }
+            return state.finished
+        }
+        if finished { scheduler.cancel(token) }
+    }
 
     /// True for exactly one caller: whoever finishes the job first (its run or its deadline).
     func claim() -> Bool {
-        finished.withLock { done in
-            if done { return false }
-            done = true
-            return true
+        let claimed: (scheduler: Scheduler, token: Scheduler.Token)?? = state.withLock { state in
+            if state.finished { return nil }
+            state.finished = true
+            defer { state.deadline = nil }
+            return .some(state.deadline)
         }
+        guard let deadline = claimed else { return false }
+        // Outside the job's lock: the scheduler takes its own.
+        if let deadline { deadline.scheduler.cancel(deadline.token) }
+        return true
     }
 }
 
@@ -99,6 +125,9 @@ public final class Engine: Sendable {
     /// Commands' and restores' deadlines.
     let deadlines = Scheduler(name: "ecp-deadlines")
     private let machineStops = MachineStops()
+    /// Commands accepted and not yet answered, so that those still running when the worker
+    /// stops can be answered.
+    private let unanswered = Mutex<[ObjectIdentifier: Job]>([:])
 
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
@@ -157,7 +186,8 @@ public final class Engine: Sendable {
         self.logger = logger
         self.decoder = CommandDecoder(limits: configuration.limits)
         self.cache = IdempotencyCache(
-            capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds)
+            capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds,
+            maxBytes: configuration.dedupeBytes)
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
         self.restoreSettings = configuration.restore
@@ -258,9 +288,12 @@ public final class Engine: Sendable {
             body: AcceptedMessage(id: command.id, op: command.op.rawValue, machine: command.machine).jsonBytes()))
         counters.inFlight.add(1, ordering: .relaxed)
         let job = Job(command: command, origin: origin, lanes: lanes(for: command))
+        unanswered.withLock { $0[ObjectIdentifier(job)] = job }
         if let timeout = command.timeoutMs {
-            deadlines.run(afterMilliseconds: timeout) { [weak self] in
-                self?.expire(job)
+            // Weakly: once answered, the job (its command may carry a large define XML) is
+            // not kept for the deadline's sake, even before the cancellation takes it away.
+            job.schedule(deadlineAfterMilliseconds: timeout, on: deadlines) { [weak self, weak job] in
+                if let job { self?.expire(job) }
             }
         }
         switch command.op {
@@ -345,12 +378,16 @@ public final class Engine: Sendable {
         guard job.claim() else { return }
         let command = job.command
         let timeout = command.timeoutMs ?? 0
-        let what = command.machine.map { "\(command.op.verb) machine '\($0)'" } ?? command.op.verb
-        let record = WorkerErrorRecord.commandTimeout(what: what, timeoutMs: timeout)
+        let record = WorkerErrorRecord.commandTimeout(what: Self.what(command), timeoutMs: timeout)
         logger.warning("command timed out", metadata: commandMetadata(command).merging(["timeout_ms": "\(timeout)"]) { _, n in n })
         publishResult(job, outcome: .failed(.worker(record)))
         // The machine's lane is freed: the worker moves on while the libvirt call runs out.
         dispatcher.release(job)
+    }
+
+    /// The operation, with its machine if it has one, as error summaries name it.
+    static func what(_ command: Command) -> String {
+        command.machine.map { "\(command.op.verb) machine '\($0)'" } ?? command.op.verb
     }
 
     /// Answers a job and frees its lanes.
@@ -359,7 +396,7 @@ public final class Engine: Sendable {
             var metadata = commandMetadata(job.command)
             metadata["command.late"] = "true"
             if case .libvirt(let e, _) = outcome.failure { metadata.merge(e.logMetadata) { _, n in n } }
-            logger.notice("command finished after its deadline", metadata: metadata)
+            logger.notice("command finished after it was answered (its deadline passed, or the worker stopped)", metadata: metadata)
             return
         }
         publishResult(job, outcome: outcome)
@@ -367,6 +404,7 @@ public final class Engine: Sendable {
     }
 
     private func publishResult(_ job: Job, outcome: OpOutcome) {
+        unanswered.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(job)) }
         let command = job.command
         let duration = millis(since: job.acceptedAt)
         var result = ResultMessage(
@@ -558,7 +596,8 @@ public final class Engine: Sendable {
     }
 
     /// Waits up to `graceSeconds` for commands in flight; those that have not started by then are
-    /// answered with a `cancelled` error. Then stops the threads and the libvirt session.
+    /// answered with a `cancelled` error, those still running with an `interrupted` one. Then
+    /// stops the threads and the libvirt session.
     public func drain(graceSeconds: Double) async {
         // All of it blocks (the wait, libvirt, the last write of the table): it runs on a thread
         // of its own, off Swift's cooperative pool.
@@ -572,8 +611,17 @@ public final class Engine: Sendable {
         for job in dispatcher.drainQueued() where job.claim() {
             publishResult(job, outcome: .failed(.worker(.cancelled)))
         }
+        // The rest have started (a libvirt call, or a restore) and cannot be stopped: they are
+        // answered now, or never, since the worker exits without waiting for them.
+        let running = unanswered.withLock { Array($0.values) }
+        for job in running.sorted(by: { $0.acceptedAt < $1.acceptedAt }) where job.claim() {
+            logger.warning("command still running at shutdown; answered as interrupted", metadata: commandMetadata(job.command))
+            publishResult(job, outcome: .failed(.worker(.interrupted(what: Self.what(job.command)))))
+        }
         if inFlight > 0 {
-            logger.warning("stopping with commands still running in libvirt", metadata: ["in_flight": "\(inFlight)"])
+            // Every command is answered by now; a success may still wait for its state change to
+            // be written, which the store's last flush below does.
+            logger.warning("stopping with results waiting for their state to be saved", metadata: ["in_flight": "\(inFlight)"])
         }
         dispatcher.stop()
         recordShutdownStates()

@@ -8,7 +8,10 @@ import Synchronization
 /// command sent twice runs once.
 ///
 /// An id is kept while it is among the last `capacity` ids, and beyond that while it is younger
-/// than `window`, but never past `hardLimit` entries, so memory stays bounded under a flood.
+/// than `window`, but never past `hardLimit` entries, so memory stays bounded under a flood. The
+/// results kept also stay within `maxBytes` in all: a few large results (a `list` of thousands of
+/// machines) would otherwise hold many times what the counts suggest. Running entries, which hold
+/// no result yet, are never evicted.
 final class IdempotencyCache<Waiter: Sendable>: Sendable {
     enum Lookup {
         /// First time: run it.
@@ -27,21 +30,27 @@ final class IdempotencyCache<Waiter: Sendable>: Sendable {
     private struct State {
         var entries: [String: Entry] = [:]
         var order = Deque<(id: String, at: UInt64)>()
+        /// The sum of the finished entries' results' sizes.
+        var bytes = 0
     }
 
     private let state = Mutex(State())
     let capacity: Int
     let window: UInt64
     let hardLimit: Int
+    let maxBytes: Int
 
     /// - Parameters:
     ///   - capacity: ids always kept (the last `capacity`).
     ///   - windowSeconds: younger ids are kept beyond `capacity`...
     ///   - hardLimit: ...up to this many in all (default twice `capacity`), so memory stays bounded.
-    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int? = nil) {
+    ///   - maxBytes: the results kept weigh this much at most, whatever the counts allow; the
+    ///     oldest finished ones go first. A result larger than this on its own is not kept.
+    init(capacity: Int = 10_000, windowSeconds: Double = 600, hardLimit: Int? = nil, maxBytes: Int = 64 << 20) {
         self.capacity = capacity
         self.window = UInt64(windowSeconds * 1e9)
         self.hardLimit = max(hardLimit ?? 2 * capacity, capacity)
+        self.maxBytes = maxBytes
     }
 
     /// Looks an id up and, when new, records it as running. (Each dictionary operation here and
@@ -73,6 +82,8 @@ final class IdempotencyCache<Waiter: Sendable>: Sendable {
         return state.withLock { state in
             switch state.entries.updateValue(.done(result), forKey: id) {
             case .running(let waiters):
+                state.bytes += result.count
+                evictBytes(&state)
                 return waiters
             case .done(let first):
                 // Completed twice: the first result stays.
@@ -98,6 +109,29 @@ final class IdempotencyCache<Waiter: Sendable>: Sendable {
         state.withLock { $0.entries.count }
     }
 
+    /// The sum of the kept results' sizes.
+    var bytes: Int {
+        state.withLock { $0.bytes }
+    }
+
+    /// Evicts the oldest finished entries while the results kept weigh more than `maxBytes`.
+    private func evictBytes(_ state: inout State) {
+        let now = monotonicNanos()
+        var budget = state.order.count
+        while state.bytes > maxBytes, budget > 0, let oldest = state.order.popFirst() {
+            budget -= 1
+            switch state.entries.removeValue(forKey: oldest.id) {
+            case .done(let result):
+                state.bytes -= result.count
+            case .running(let waiters):
+                state.entries[oldest.id] = .running(waiters)
+                state.order.append((oldest.id, now))
+            case .none:
+                break
+            }
+        }
+    }
+
     private func evict(_ state: inout State) {
         let now = monotonicNanos()
         var budget = state.order.count
@@ -106,9 +140,14 @@ final class IdempotencyCache<Waiter: Sendable>: Sendable {
             if state.order.count <= hardLimit && now &- oldest.at < window { break }
             state.order.removeFirst()
             // Only finished entries go; a running one is kept until it completes.
-            if case .running(let waiters) = state.entries.removeValue(forKey: oldest.id) {
+            switch state.entries.removeValue(forKey: oldest.id) {
+            case .running(let waiters):
                 state.entries[oldest.id] = .running(waiters)
                 state.order.append((oldest.id, now))
+            case .done(let result):
+                state.bytes -= result.count
+            case .none:
+                break
             }
         }
     }

@@ -40,6 +40,17 @@ extension WorkerErrorRecord {
         message: "the worker stopped before the command could run",
         summary: "worker: the command was not run because the worker is stopping; send it again when the worker is back")
 
+    /// A command still running when the worker stopped, its shutdown grace over: it is answered
+    /// so that no client waits for ever, but libvirt's call cannot be interrupted.
+    ///
+    /// - Parameter what: the operation, with its machine if it has one ("shut down machine 'web1'").
+    static func interrupted(what: String) -> WorkerErrorRecord {
+        WorkerErrorRecord(
+            type: "interrupted", category: .timeout, retryable: true,
+            message: "the worker stopped before the command finished",
+            summary: "worker: cannot \(what): the worker stopped before the command finished; the libvirt call may still complete, and what it did shows as a machine.event or in the next status")
+    }
+
     /// An error that is neither libvirt's nor one the worker expects.
     ///
     /// - Parameter action: what was being done, for the summary ("start machine 'web1'").
