@@ -33,7 +33,9 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     /// Socket options.
     public struct Options: Sendable {
         public var maxFrameBytes: Int64 = 4 << 20
-        public var eventsHighWaterMark: Int32 = 100_000
+        /// Messages queued per subscriber on the events socket; past it PUB drops that
+        /// subscriber's messages, so one that never reads costs at most this much memory.
+        public var eventsHighWaterMark: Int32 = 1000
         public var commandsHighWaterMark: Int32 = 100_000
         public var linger: Int32 = 2000
         /// The worker's CURVE secret key: when set, every socket is a CURVE server whose clients
@@ -129,6 +131,8 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 let pub = try context.makeSocket(.pub)
                 try pub.setLinger(milliseconds: options.linger)
                 try pub.setSendHighWaterMark(options.eventsHighWaterMark)
+                // Subscriptions are frames a peer sends: without a limit, one of any size is buffered.
+                try pub.setMaxMessageSize(options.maxFrameBytes)
                 try secure(pub)
                 try pub.attach(ep)
                 bound["events"] = describe(pub, ep)

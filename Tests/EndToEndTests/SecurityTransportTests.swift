@@ -1,0 +1,148 @@
+import ECPProtocol
+import Foundation
+import Testing
+import ZeroMQ
+
+/// Bounds on what a peer of the sockets can make the worker hold: queues of a subscriber that
+/// does not read, subscription frames, descriptors, log lines about refused clients, and replies
+/// a client does not take.
+@Suite("Security: transport bounds")
+struct SecurityTransportTests {
+    // MARK: events socket
+
+    @Test("--events-hwm: a subscriber that never reads costs at most its queue: 150,000 statuses grow resident memory by less than 24 MiB")
+    func stalledSubscriber() async throws {
+        try await WorkerTestThread.run("sec-events-hwm") { try stalledSubscriberBody() }
+    }
+
+    private func stalledSubscriberBody() throws {
+        let worker = try WorkerProcess.start(SecurityLimitTests.options(["--log-level", "info"]))
+        let client = try WorkerClient(worker, subscriptions: ["heartbeat."])
+        let context = try Context()
+        // It takes every topic and keeps at most one message and a small kernel buffer on its side,
+        // so what it does not read queues in the worker.
+        let stalled = try context.makeSocket(.sub)
+        defer { stalled.close() }
+        try stalled.setLinger(milliseconds: 0)
+        try stalled.setReceiveHighWaterMark(1)
+        try stalled.setReceiveBufferSize(4096)
+        try stalled.setMaxMessageSize(-1)
+        try stalled.subscribe("")
+        try stalled.connect(worker.eventsAddress)
+        // A first heartbeat says the subscription is in effect; after it, the subscriber reads nothing.
+        let events = try poll([.socket(stalled)], timeoutMs: 10_000)
+        #expect(events[0].contains(.readable), "the subscriber gets a first event\n\(worker.logTail())")
+        _ = try stalled.receive(dontWait: true)
+
+        func rss() throws -> Int { try #require(SecurityProc.residentKiB(pid: worker.pid)) }
+        try Self.flood(client.dealer, worker: worker, count: 5_000)  // warm-up: threads, caches, first allocations
+        let before = try rss()
+        try Self.flood(client.dealer, worker: worker, count: 150_000)
+        let after = try rss()
+        print("stalled subscriber, --events-hwm default: VmRSS KiB before \(before), after 150,000 statuses \(after) (+\(after - before))")
+        #expect(after - before < 24 << 10, "resident memory grew by \(after - before) KiB")
+        #expect(worker.isRunning)
+        try client.sendControl(WorkerClient.command("ping", id: "after-stall"))
+        #expect(try client.nextReply(matching: "after-stall").ok == true)
+        #expect(worker.stop() == 0, "\(worker.logTail())")
+    }
+
+    @Test("--max-frame-bytes bounds subscriptions: a 16 MiB subscription frame is dropped unbuffered and others are still served")
+    func hugeSubscription() async throws {
+        try await WorkerTestThread.run("sec-huge-subscription") { try hugeSubscriptionBody() }
+    }
+
+    private func hugeSubscriptionBody() throws {
+        var options = SecurityLimitTests.options(["--log-level", "info"])
+        options.maxFrameBytes = 65_536
+        let worker = try WorkerProcess.start(options)
+        let client = try WorkerClient(worker)
+        try client.sync()
+        let before = try #require(SecurityProc.residentKiB(pid: worker.pid))
+
+        // libzmq's own SUB (and XSUB) would put the prefix in its trie too, one node per byte, on
+        // the test's side: the subscription goes out by hand, over ZMTP 3.0 with the NULL mechanism.
+        let intruder = try Self.rawConnection(to: worker.eventsAddress)
+        defer { close(intruder) }
+        var greeting = [UInt8](repeating: 0, count: 64)
+        greeting[0] = 0xFF
+        greeting[9] = 0x7F
+        greeting[10] = 3  // ZMTP 3.0: subscriptions are messages starting with 1
+        for (i, byte) in "NULL".utf8.enumerated() { greeting[12 + i] = byte }
+        let ready: [UInt8] = Array("\u{5}READY".utf8) + [11] + Array("Socket-Type".utf8) + [0, 0, 0, 3] + Array("SUB".utf8)
+        let size = 1 + (16 << 20)
+        var frame: [UInt8] = [0x02] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: size >> ($0 * 8)) } + [1]
+        frame += [UInt8](repeating: 0x61, count: size - 1)
+        let sent = Self.sendAll(intruder, greeting + [0x04, UInt8(ready.count)] + ready + frame)
+        print("16 MiB subscription: \(sent) of \(64 + 2 + ready.count + frame.count) bytes accepted by the worker's side")
+        // The worker has read the frame, or dropped the connection; it keeps answering others.
+        for n in 0..<10 {
+            let ping = try client.execute(WorkerClient.command("ping", id: "beside-\(n)"), via: .control)
+            #expect(ping.result.ok == true)
+            try client.collect(for: .milliseconds(100))
+        }
+        let after = try #require(SecurityProc.residentKiB(pid: worker.pid))
+        print("16 MiB subscription, --max-frame-bytes 65536: VmRSS KiB before \(before), after \(after) (+\(after - before))")
+        #expect(after - before < 8 << 10, "resident memory grew by \(after - before) KiB: the subscription was buffered")
+        #expect(worker.isRunning)
+        #expect(worker.stop() == 0, "\(worker.logTail())")
+    }
+
+    // MARK: helpers
+
+    /// A plain TCP connection to a `tcp://host:port` address.
+    static func rawConnection(to endpoint: String) throws -> Int32 {
+        let port = try #require(endpoint.split(separator: ":").last.flatMap { UInt16($0) })
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WorkerHarnessError(description: "socket(): errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        // A worker that neither reads nor closes fails the test instead of hanging it.
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard connected == 0 else {
+            close(fd)
+            throw WorkerHarnessError(description: "connect(\(endpoint)): errno \(errno)")
+        }
+        return fd
+    }
+
+    /// Writes `bytes` until done or the peer closes; how many went out.
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Int {
+        var offset = 0
+        bytes.withUnsafeBytes { buffer in
+            while offset < buffer.count {
+                let n = send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+        return offset
+    }
+
+    /// Sends `count` statuses on `dealer` with at most 256 unanswered, and reads every answer.
+    static func flood(_ dealer: Socket, worker: WorkerProcess, count: Int, prefix: String = "flood") throws {
+        let machines = ["web1", "web2", "db1", "cache1"]
+        var sent = 0
+        var answered = 0
+        let until = ContinuousClock.now + .seconds(300)
+        while answered < count {
+            while sent < count && sent - answered < 256 {
+                sent += 1
+                try dealer.send([Data(), Data(#"{"v":1,"id":"\#(prefix)-\#(sent)","op":"status","machine":"\#(machines[sent % 4])"}"#.utf8)])
+            }
+            if try poll([.socket(dealer)], timeoutMs: 1000)[0].contains(.readable) {
+                while try dealer.receive(dontWait: true) != nil { answered += 1 }
+            }
+            guard ContinuousClock.now < until, worker.isRunning else {
+                throw WorkerHarnessError(description: "the flood stalled at \(answered) answers\n\(worker.logTail())")
+            }
+        }
+    }
+}
