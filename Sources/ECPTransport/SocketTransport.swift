@@ -38,6 +38,10 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         public var eventsHighWaterMark: Int32 = 1000
         public var commandsHighWaterMark: Int32 = 100_000
         public var linger: Int32 = 2000
+        /// How long a peer may take over its handshake (CURVE and ZAP included) before libzmq
+        /// closes the connection; libzmq's own default is 30 s. A peer that connects and says
+        /// nothing holds a descriptor until then.
+        public var handshakeIntervalMs: Int32 = 10_000
         /// The worker's CURVE secret key: when set, every socket is a CURVE server whose clients
         /// the ZAP handler vets.
         public var curveSecretKey: String?
@@ -117,7 +121,8 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private func openSockets() throws -> Sockets {
         var s = Sockets()
         var bound: [String: String] = [:]
-        func secure(_ socket: Socket) throws {
+        func harden(_ socket: Socket) throws {
+            try socket.setHandshakeInterval(milliseconds: options.handshakeIntervalMs)
             guard let key = options.curveSecretKey else { return }
             try socket.setCurveServer(secretKey: key)
             try socket.setZAPDomain("ecp")
@@ -133,7 +138,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try pub.setSendHighWaterMark(options.eventsHighWaterMark)
                 // Subscriptions are frames a peer sends: without a limit, one of any size is buffered.
                 try pub.setMaxMessageSize(options.maxFrameBytes)
-                try secure(pub)
+                try harden(pub)
                 try pub.attach(ep)
                 bound["events"] = describe(pub, ep)
                 s.events = pub
@@ -143,7 +148,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try sub.setLinger(milliseconds: 0)
                 try sub.setMaxMessageSize(options.maxFrameBytes)
                 try sub.setReceiveHighWaterMark(options.commandsHighWaterMark)
-                try secure(sub)
+                try harden(sub)
                 try sub.subscribe(Topic.command(workerID))
                 try sub.subscribe(Topic.commandAll)
                 try sub.attach(ep)
@@ -155,7 +160,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try router.setLinger(milliseconds: options.linger)
                 try router.setMaxMessageSize(options.maxFrameBytes)
                 try router.setRouterMandatory(true)
-                try secure(router)
+                try harden(router)
                 try router.attach(ep)
                 bound["control"] = describe(router, ep)
                 s.control = router

@@ -110,6 +110,7 @@ public final class Worker: Service, Sendable {
         let run = UUID().uuidString.lowercased()
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(c.workerID)"
+        Self.raiseOpenFileLimit(logger: logger)
 
         let context = try Context()
         let endpoints = SocketTransport.Endpoints(

@@ -88,6 +88,58 @@ struct SecurityTransportTests {
         #expect(worker.stop() == 0, "\(worker.logTail())")
     }
 
+    // MARK: descriptors
+
+    @Test("started under a soft limit of 256 descriptors, the worker raises it to the hard limit and logs both")
+    func openFileLimit() async throws {
+        try await WorkerTestThread.run("sec-nofile") { try openFileLimitBody() }
+    }
+
+    private func openFileLimitBody() throws {
+        var options = SecurityLimitTests.options([])
+        options.openFileSoftLimit = 256
+        let worker = try WorkerProcess.start(options)
+        let limits = try String(contentsOfFile: "/proc/\(worker.pid)/limits", encoding: .utf8)
+        let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }, "\(limits)")
+        let figures = line.dropFirst("Max open files".count).split(separator: " ", omittingEmptySubsequences: true)
+        let (soft, hard) = (String(figures[0]), String(figures[1]))
+        #expect(soft == hard, "the soft limit is the hard one: \(line)")
+        #expect(soft != "256", "\(line)")
+        let logged = SecurityLog.records(worker.log).first { $0["msg"] as? String == "open file limit" }
+        #expect(logged?["limits.nofile_soft_before"] as? String == "256", "\(String(describing: logged))")
+        #expect(logged?["limits.nofile_soft"] as? String == soft, "\(String(describing: logged))")
+        #expect(worker.stop() == 0, "\(worker.logTail())")
+    }
+
+    @Test("a TCP peer that connects and never starts its handshake is disconnected within 10 s, not libzmq's 30 s")
+    func silentPeer() async throws {
+        try await WorkerTestThread.run("sec-handshake") { try silentPeerBody() }
+    }
+
+    private func silentPeerBody() throws {
+        let worker = try WorkerProcess.start(SecurityLimitTests.options([]))
+        let fd = try Self.rawConnection(to: worker.controlAddress)
+        defer { close(fd) }
+        let started = ContinuousClock.now
+        // The worker greets first; the test reads it and answers nothing, then waits for EOF.
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var closed = false
+        while ContinuousClock.now - started < .seconds(15) {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&pfd, 1, 500) > 0 else { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 {
+                closed = true
+                break
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(closed, "the silent peer is disconnected within 15 s")
+        #expect(elapsed < .seconds(12), "disconnected after \(elapsed)")
+        #expect(try WorkerClient(worker).execute(WorkerClient.command("ping", id: "after-silent"), via: .control).result.ok == true)
+        #expect(worker.stop() == 0, "\(worker.logTail())")
+    }
+
     // MARK: helpers
 
     /// A plain TCP connection to a `tcp://host:port` address.
