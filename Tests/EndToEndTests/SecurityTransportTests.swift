@@ -140,6 +140,45 @@ struct SecurityTransportTests {
         #expect(worker.stop() == 0, "\(worker.logTail())")
     }
 
+    // MARK: log volume
+
+    @Test("40 clients with an unlisted key: one `client refused` line, then the count in `clients refused`")
+    func refusedClientsRateLimited() async throws {
+        try await WorkerTestThread.run("sec-refusal-log") { try refusedClientsRateLimitedBody() }
+    }
+
+    private func refusedClientsRateLimitedBody() throws {
+        let keys = try SecurityKeys.make()
+        defer { keys.remove() }
+        let worker = try WorkerProcess.start(.security(arguments: keys.workerArguments))
+        let context = try Context()
+        var strangers: [Socket] = []
+        defer { for socket in strangers { socket.close() } }
+        let clients = 40
+        for _ in 0..<clients {
+            let socket = try context.makeSocket(.dealer)
+            try socket.setLinger(milliseconds: 0)
+            let curve = keys.strangerClient
+            try socket.setCurveClient(serverPublicKey: curve.serverPublicKey, publicKey: curve.pair.publicKey, secretKey: curve.pair.secretKey)
+            try socket.connect(worker.controlAddress)
+            strangers.append(socket)
+        }
+        #expect(worker.waitForLog { $0.contains("client refused: unknown CURVE key") }, "\(worker.logTail())")
+        // A bounded while for the other handshakes to reach the handler, which logs nothing about them until the summary.
+        Thread.sleep(forTimeInterval: 2)
+        #expect(worker.stop() == 0, "\(worker.logTail())")
+
+        let records = SecurityLog.records(worker.log)
+        let single = records.filter { ($0["msg"] as? String)?.hasPrefix("client refused") == true }
+        let summaries = records.filter { $0["msg"] as? String == "clients refused" }
+        let counted = summaries.compactMap { ($0["curve.refused_count"] as? String).flatMap { Int($0) } }.reduce(0, +)
+        print("\(clients) refused clients: \(single.count) single lines, \(summaries.count) summaries counting \(counted)")
+        #expect(single.count == 1, "one line for the one (address, key): \(single.count)")
+        #expect((1...2).contains(summaries.count), "a summary at most every 10 s and at stop: \(summaries.count)")
+        #expect(single.count + counted >= clients, "every refusal counted: \(single.count) + \(counted)")
+        #expect(summaries.last?["curve.refused_total"] as? String == "\(single.count + counted)", "\(String(describing: summaries.last))")
+    }
+
     // MARK: helpers
 
     /// A plain TCP connection to a `tcp://host:port` address.
