@@ -179,6 +179,44 @@ struct SecurityTransportTests {
         #expect(summaries.last?["curve.refused_total"] as? String == "\(single.count + counted)", "\(String(describing: summaries.last))")
     }
 
+    @Test("a client that sends commands and never reads: the replies dropped are counted in the log")
+    func droppedReplies() async throws {
+        try await WorkerTestThread.run("sec-dropped-replies") { try droppedRepliesBody() }
+    }
+
+    private func droppedRepliesBody() throws {
+        let worker = try WorkerProcess.start(SecurityLimitTests.options(["--log-level", "info"]))
+        let context = try Context()
+        // It keeps at most one reply and a small kernel buffer on its side, so the worker's queue
+        // for it fills up and further replies are dropped.
+        let deaf = try context.makeSocket(.dealer)
+        defer { deaf.close() }
+        try deaf.setLinger(milliseconds: 0)
+        try deaf.setReceiveHighWaterMark(1)
+        try deaf.setReceiveBufferSize(4096)
+        try deaf.connect(worker.controlAddress)
+        let sent = 30_000
+        for n in 0..<sent {
+            _ = try deaf.send([Data(), Data(#"{"v":1,"id":"deaf-\#(n)","op":"ping"}"#.utf8)])
+        }
+        let logged = worker.waitForLog(timeout: .seconds(20)) { $0.contains("control replies dropped") }
+        #expect(logged, "\(worker.logTail())")
+        #expect(worker.isRunning)
+        // Others are served, once the worker has worked through what the deaf client sent
+        // (several seconds for 30,000 commands: its replies fail one by one).
+        let client = try WorkerClient(worker)
+        try client.sendControl(WorkerClient.command("ping", id: "beside-deaf"))
+        let reply = try? client.nextReply(matching: "beside-deaf", timeout: .seconds(40))
+        #expect(reply?.ok == true, "others are still served\n\(worker.logTail())")
+        #expect(worker.stop() == 0, "\(worker.logTail())")
+        let lines = SecurityLog.records(worker.log).filter { $0["msg"] as? String == "control replies dropped" }
+        let counts = lines.compactMap { ($0["control.dropped_replies"] as? String).flatMap { Int($0) } }
+        print("\(sent) commands from a client that does not read: \(lines.count) lines, dropped \(counts)")
+        #expect(!counts.isEmpty && counts.allSatisfy { $0 > 0 }, "\(lines)")
+        #expect(lines.count <= 4, "the first drop at once, the rest at most every 10 s and at stop: \(lines.count)")
+        #expect(lines.last?["control.dropped_replies_total"] as? String == "\(counts.reduce(0, +))", "\(String(describing: lines.last))")
+    }
+
     // MARK: helpers
 
     /// A plain TCP connection to a `tcp://host:port` address.
