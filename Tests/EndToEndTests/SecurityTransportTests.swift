@@ -47,6 +47,17 @@ struct SecurityTransportTests {
         #expect(worker.stop() == 0, "\(worker.logTail())")
     }
 
+    @Test("--events-hwm outside 1...1000000 is refused at startup", arguments: ["0", "-1", "1000001"])
+    func eventsHighWaterMarkValidated(value: String) async throws {
+        try await WorkerTestThread.run("sec-events-hwm-invalid") {
+            let worker = try WorkerProcess.launch(.security(arguments: ["--events-hwm=\(value)"]))
+            let status = worker.waitForExit(timeout: .seconds(15))
+            if status == nil { worker.stop() }
+            #expect(status != nil && status != 0, "\(worker.logTail())")
+            #expect(worker.log.contains("--events-hwm: must be between 1 and 1000000"), "\(worker.logTail())")
+        }
+    }
+
     @Test("--max-frame-bytes bounds subscriptions: a 16 MiB subscription frame is dropped unbuffered and others are still served")
     func hugeSubscription() async throws {
         try await WorkerTestThread.run("sec-huge-subscription") { try hugeSubscriptionBody() }
