@@ -77,9 +77,26 @@ public final class CurveAuthenticator: Sendable {
     private let wake: WakeSignal
     private let stopping = Atomic(false)
     private let finished = OneShot<Void>()
+    private let refusals: Mutex<RefusalLog>
 
-    public init(context: Context, settings: CurveSettings, logger: Logger) throws {
+    /// What has been said about refused clients. A client retrying with an unlisted key comes
+    /// back every reconnect interval, and a crowd of them would otherwise fill the log: the first
+    /// refusal of each (address, key) is logged at once, the rest only counted and summed up at
+    /// most once per interval, and at stop.
+    struct RefusalLog {
+        /// The (address, key) pairs already logged, up to `capacity`; past it, new ones are only counted.
+        var logged: Set<String> = []
+        var capacity = 1024
+        /// Refusals since the last summary that were not logged one by one.
+        var unlogged = 0
+        var total = 0
+        var lastSummary: ContinuousClock.Instant
+        var interval: Duration
+    }
+
+    public init(context: Context, settings: CurveSettings, logger: Logger, refusalSummaryInterval: Duration = .seconds(10)) throws {
         self.context = context
+        self.refusals = Mutex(RefusalLog(lastSummary: .now, interval: refusalSummaryInterval))
         self.logger = logger
         self.wake = try WakeSignal()
         var clients: [Data: (String, String)] = [:]
@@ -106,6 +123,7 @@ public final class CurveAuthenticator: Sendable {
             bound.set(nil)
             serve(socket)
             socket.close()
+            summariseRefusals(force: true)
             finished.set(())
         }
         if let error = bound.wait() { throw WorkerStartupError(message: "cannot start the CURVE authenticator: \(error)") }
@@ -120,7 +138,14 @@ public final class CurveAuthenticator: Sendable {
     private func serve(_ socket: Socket) {
         while true {
             if stopping.load(ordering: .acquiring) { return }
-            guard let events = try? poll([.fileDescriptor(wake.fileDescriptor), .socket(socket)], timeoutMs: -1) else { return }
+            // With refusals not yet summed up, wake in time to say so even if no client comes back.
+            let timeout = refusals.withLock { log -> Int in
+                guard log.unlogged > 0 else { return -1 }
+                let left = log.interval - (ContinuousClock.now - log.lastSummary)
+                return max(1, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            }
+            guard let events = try? poll([.fileDescriptor(wake.fileDescriptor), .socket(socket)], timeoutMs: timeout) else { return }
+            summariseRefusals(force: false)
             if events[0].contains(.readable) { wake.drain() }
             guard events[1].contains(.readable) else { continue }
             guard let request = try? socket.receive(dontWait: true) else { continue }
@@ -141,9 +166,11 @@ public final class CurveAuthenticator: Sendable {
         let address = String(decoding: frames[3], as: UTF8.self)
         let mechanism = String(decoding: frames[5], as: UTF8.self)
         guard mechanism == "CURVE", frames.count >= 7, frames[6].count == 32 else {
-            logger.warning(
-                "client refused: not CURVE",
-                metadata: ["client.address": "\(address)", "client.mechanism": "\(mechanism)"])
+            if isFirstRefusal(address: address, key: "mechanism " + mechanism) {
+                logger.warning(
+                    "client refused: not CURVE",
+                    metadata: ["client.address": "\(address)", "client.mechanism": "\(mechanism)"])
+            }
             return reply(requestID, "400", "CURVE required")
         }
         let key = frames[6]
@@ -151,9 +178,49 @@ public final class CurveAuthenticator: Sendable {
             logger.debug("client admitted", metadata: ["client.address": "\(address)", "client.key": "\(known.z85)", "client.key_file": "\(known.file)"])
             return reply(requestID, "200", "OK", user: known.z85)
         }
-        logger.warning(
-            "client refused: unknown CURVE key",
-            metadata: ["client.address": "\(address)", "client.key": "\(Z85.encode(key) ?? "?")"])
+        let z85 = Z85.encode(key) ?? "?"
+        if isFirstRefusal(address: address, key: z85) {
+            logger.warning(
+                "client refused: unknown CURVE key",
+                metadata: ["client.address": "\(address)", "client.key": "\(z85)"])
+        }
         return reply(requestID, "400", "unknown key")
+    }
+
+    /// Counts a refusal; true when it is the first of its (address, key) and is to be logged.
+    private func isFirstRefusal(address: String, key: String) -> Bool {
+        let first = refusals.withLock { log in
+            log.total += 1
+            let pair = address + " " + key
+            if log.logged.contains(pair) || log.logged.count >= log.capacity {
+                log.unlogged += 1
+                return false
+            }
+            log.logged.insert(pair)
+            return true
+        }
+        summariseRefusals(force: false)
+        return first
+    }
+
+    /// Logs the refusals not logged one by one, once the interval since the last summary is over
+    /// (or at once with `force`).
+    private func summariseRefusals(force: Bool) {
+        let now = ContinuousClock.now
+        let summary = refusals.withLock { log -> (count: Int, total: Int, clients: Int)? in
+            guard log.unlogged > 0, force || now - log.lastSummary >= log.interval else { return nil }
+            defer {
+                log.unlogged = 0
+                log.lastSummary = now
+            }
+            return (log.unlogged, log.total, log.logged.count)
+        }
+        guard let summary else { return }
+        logger.warning(
+            "clients refused",
+            metadata: [
+                "curve.refused_count": "\(summary.count)", "curve.refused_total": "\(summary.total)",
+                "curve.refused_clients": "\(summary.clients)",
+            ])
     }
 }

@@ -33,9 +33,15 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     /// Socket options.
     public struct Options: Sendable {
         public var maxFrameBytes: Int64 = 4 << 20
-        public var eventsHighWaterMark: Int32 = 100_000
+        /// Messages queued per subscriber on the events socket; past it PUB drops that
+        /// subscriber's messages, so one that never reads costs at most this much memory.
+        public var eventsHighWaterMark: Int32 = 1000
         public var commandsHighWaterMark: Int32 = 100_000
         public var linger: Int32 = 2000
+        /// How long a peer may take over its handshake (CURVE and ZAP included) before libzmq
+        /// closes the connection; libzmq's own default is 30 s. A peer that connects and says
+        /// nothing holds a descriptor until then.
+        public var handshakeIntervalMs: Int32 = 10_000
         /// The worker's CURVE secret key: when set, every socket is a CURVE server whose clients
         /// the ZAP handler vets.
         public var curveSecretKey: String?
@@ -64,6 +70,26 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     /// The I/O thread's buffer for the message being sent.
     private var scratch: [UInt8] = []
     private var stamper: EnvelopeStamper
+    /// Control replies that could not be delivered, which only the I/O thread counts. A client
+    /// that stops reading while it keeps sending would otherwise cost a log line per reply: the
+    /// first drop is logged at once, later ones summed up at most once per interval and at stop.
+    private var dropped = DroppedReplies()
+
+    struct DroppedReplies {
+        var unlogged = 0
+        var total = 0
+        var lastReason = ""
+        var lastLine: ContinuousClock.Instant?
+        static let interval: Duration = .seconds(10)
+
+        /// Milliseconds until a pending count is due, or -1 when nothing is pending.
+        func pollTimeout(now: ContinuousClock.Instant) -> Int32 {
+            guard unlogged > 0, let lastLine else { return -1 }
+            let left = Self.interval - (now - lastLine)
+            let ms = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            return Int32(clamping: max(1, ms))
+        }
+    }
     private let finished = OneShot<Void>()
     private var handler: (@Sendable (Data, Origin) -> Void)?
     private var badFrames: (@Sendable (String, Origin) -> Void)?
@@ -115,7 +141,8 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     private func openSockets() throws -> Sockets {
         var s = Sockets()
         var bound: [String: String] = [:]
-        func secure(_ socket: Socket) throws {
+        func harden(_ socket: Socket) throws {
+            try socket.setHandshakeInterval(milliseconds: options.handshakeIntervalMs)
             guard let key = options.curveSecretKey else { return }
             try socket.setCurveServer(secretKey: key)
             try socket.setZAPDomain("ecp")
@@ -129,7 +156,9 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 let pub = try context.makeSocket(.pub)
                 try pub.setLinger(milliseconds: options.linger)
                 try pub.setSendHighWaterMark(options.eventsHighWaterMark)
-                try secure(pub)
+                // Subscriptions are frames a peer sends: without a limit, one of any size is buffered.
+                try pub.setMaxMessageSize(options.maxFrameBytes)
+                try harden(pub)
                 try pub.attach(ep)
                 bound["events"] = describe(pub, ep)
                 s.events = pub
@@ -139,7 +168,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try sub.setLinger(milliseconds: 0)
                 try sub.setMaxMessageSize(options.maxFrameBytes)
                 try sub.setReceiveHighWaterMark(options.commandsHighWaterMark)
-                try secure(sub)
+                try harden(sub)
                 try sub.subscribe(Topic.command(workerID))
                 try sub.subscribe(Topic.commandAll)
                 try sub.attach(ep)
@@ -151,7 +180,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 try router.setLinger(milliseconds: options.linger)
                 try router.setMaxMessageSize(options.maxFrameBytes)
                 try router.setRouterMandatory(true)
-                try secure(router)
+                try harden(router)
                 try router.attach(ep)
                 bound["control"] = describe(router, ep)
                 s.control = router
@@ -232,7 +261,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             }
             let events: [PollEvents]
             do {
-                events = try poll(items, timeoutMs: -1)
+                events = try poll(items, timeoutMs: Int(dropped.pollTimeout(now: .now)))
             } catch {
                 logger.critical("socket poll failed", metadata: ["zmq.error": "\(error)"])
                 break
@@ -258,8 +287,10 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 }
             }
             flush(sockets)
+            logDroppedReplies(force: false)
         }
         flush(sockets)
+        logDroppedReplies(force: true)
         sockets.commands?.close()
         sockets.control?.close()
         sockets.events?.close()
@@ -312,16 +343,40 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 }
                 if let route = message.reply, let control = sockets.control {
                     do {
-                        try control.send(route.frames + [Data(scratch)], dontWait: true)
+                        // EAGAIN: the client's queue is at its high-water mark, it does not read.
+                        if try !control.send(route.frames + [Data(scratch)], dontWait: true) {
+                            droppedReply(reason: "the client does not read its replies")
+                        }
                     } catch {
-                        logger.warning(
-                            "control reply could not be delivered; the client is gone",
-                            metadata: ["zmq.error": "\(error)", "event.topic": "\(message.topic)"])
+                        droppedReply(reason: "the client is gone: \(error)")
                     }
                 }
             }
             sending.removeAll(keepingCapacity: true)
         }
+    }
+
+    private func droppedReply(reason: String) {
+        dropped.unlogged += 1
+        dropped.total += 1
+        dropped.lastReason = reason
+        logDroppedReplies(force: false)
+    }
+
+    /// Logs the count of replies dropped since the last line, when the interval since that line is
+    /// over (at once for the first drop), or with `force`.
+    private func logDroppedReplies(force: Bool) {
+        guard dropped.unlogged > 0 else { return }
+        let now = ContinuousClock.now
+        if !force, let last = dropped.lastLine, now - last < DroppedReplies.interval { return }
+        logger.warning(
+            "control replies dropped",
+            metadata: [
+                "control.dropped_replies": "\(dropped.unlogged)", "control.dropped_replies_total": "\(dropped.total)",
+                "control.drop_reason": "\(dropped.lastReason)",
+            ])
+        dropped.unlogged = 0
+        dropped.lastLine = now
     }
 
     /// Sends `[topic][scratch]` on the events socket, straight from the reusable buffer.

@@ -28,6 +28,8 @@ public struct WorkerConfiguration: Sendable {
     public var limits: CommandLimits = .default
     public var maxFrameBytes: Int64 = 4 << 20
     public var maxQueue: Int = 10_000
+    /// Messages queued per subscriber on the events socket (its send high-water mark).
+    public var eventsHighWaterMark: Int = 1000
     public var dedupeIDs: Int = 10_000
     public var dedupeWindowSeconds: Double = 600
     /// The most the remembered results may weigh, in bytes.
@@ -78,6 +80,9 @@ public struct WorkerConfiguration: Sendable {
         }
         if limits.maxDepth < 2 || limits.maxDepth > 512 { return "--max-depth: must be between 2 and 512, got \(limits.maxDepth)" }
         if maxQueue < 1 { return "--max-queue: must be positive, got \(maxQueue)" }
+        if eventsHighWaterMark < 1 || eventsHighWaterMark > 1_000_000 {
+            return "--events-hwm: must be between 1 and 1000000, got \(eventsHighWaterMark)"
+        }
         if dedupeIDs < 1 || dedupeIDs > 10_000_000 { return "--dedupe-ids: must be between 1 and 10000000, got \(dedupeIDs)" }
         if dedupeWindowSeconds < 0 { return "--dedupe-window-s: must not be negative" }
         // Below 64 KiB a single large result would not be remembered; above 64 GiB it is no bound.
@@ -111,6 +116,7 @@ public final class Worker: Service, Sendable {
         let run = UUID().uuidString.lowercased()
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(c.workerID)"
+        Self.raiseOpenFileLimit(logger: logger)
 
         let context = try Context()
         let endpoints = SocketTransport.Endpoints(
@@ -119,6 +125,7 @@ public final class Worker: Service, Sendable {
             events: try c.events.map { try Endpoint(parsing: $0, defaultDirection: .bind) })
         var options = SocketTransport.Options()
         options.maxFrameBytes = c.maxFrameBytes
+        options.eventsHighWaterMark = Int32(c.eventsHighWaterMark)
         var authenticator: CurveAuthenticator?
         if let keyFile = c.curveKeyFile, let clients = c.curveClientsDirectory {
             let curve = try CurveSettings.load(keyFile: keyFile, clientsDirectory: clients)

@@ -60,17 +60,22 @@ public final class SpawnedWorker: @unchecked Sendable {
     ///   - diesWithThread: kill the worker when the launching thread ends (through `setpriv`,
     ///     which also execs in place, when it is installed).
     ///   - directory: the working directory.
+    ///   - openFileSoftLimit: the soft limit on open descriptors the worker starts under (through
+    ///     `sh` as for `umask`).
     ///   - standardErrorPipe: standard error to a pipe (``standardErrorReader``) instead of the log.
     public init(
         binary: String, arguments: [String], logPath: String, directory: String? = nil, umask: mode_t? = nil,
-        diesWithThread: Bool = false, standardErrorPipe: Bool = false
+        diesWithThread: Bool = false, standardErrorPipe: Bool = false, openFileSoftLimit: Int? = nil
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw WorkerLaunchError("the worker binary \(binary) is not an executable file")
         }
         var commandLine = [binary] + arguments
-        if let umask {
-            commandLine = ["/bin/sh", "-c", "umask \(String(umask, radix: 8)); exec \"$0\" \"$@\""] + commandLine
+        var shell: [String] = []
+        if let umask { shell.append("umask \(String(umask, radix: 8))") }
+        if let openFileSoftLimit { shell.append("ulimit -S -n \(openFileSoftLimit)") }
+        if !shell.isEmpty {
+            commandLine = ["/bin/sh", "-c", (shell + ["exec \"$0\" \"$@\""]).joined(separator: "; ")] + commandLine
         }
         if diesWithThread && FileManager.default.isExecutableFile(atPath: Self.setpriv) {
             commandLine = [Self.setpriv, "--pdeathsig", "KILL", "--"] + commandLine

@@ -58,6 +58,29 @@ extension Socket {
         try setOption(ZMQ_IMMEDIATE, "ZMQ_IMMEDIATE", int32: on ? 1 : 0)
     }
 
+    /// The kernel receive buffer size (`ZMQ_RCVBUF`) in bytes; -1 (the default) leaves the
+    /// operating system's. Set it before connecting.
+    public func setReceiveBufferSize(_ bytes: Int32) throws {
+        try setOption(ZMQ_RCVBUF, "ZMQ_RCVBUF", int32: bytes)
+    }
+
+    /// The largest frame a peer may send (`ZMQ_MAXMSGSIZE`), in bytes; -1 means no limit.
+    public var maxMessageSize: Int64 {
+        get throws { try int64Option(ZMQ_MAXMSGSIZE, "ZMQ_MAXMSGSIZE") }
+    }
+
+    /// How long a peer may take to complete the ZMTP handshake, security included
+    /// (`ZMQ_HANDSHAKE_IVL`), in milliseconds; 0 means no limit. libzmq's default is 30,000.
+    public var handshakeInterval: Int32 {
+        get throws { try int32Option(ZMQ_HANDSHAKE_IVL, "ZMQ_HANDSHAKE_IVL") }
+    }
+
+    /// Sets ``handshakeInterval``: a connection that has not completed its handshake in time is
+    /// closed. Affects connections made afterwards.
+    public func setHandshakeInterval(milliseconds: Int32) throws {
+        try setOption(ZMQ_HANDSHAKE_IVL, "ZMQ_HANDSHAKE_IVL", int32: milliseconds)
+    }
+
     // MARK: - Routing
 
     /// Makes a ROUTER report unroutable messages (`ZMQ_ROUTER_MANDATORY`): sending to an
@@ -203,6 +226,18 @@ extension Socket {
         let handle = try handle(for: operation)
         var value: Int32 = 0
         var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, option, &value, &size) == 0 else {
+            throw ZMQError.last(operation)
+        }
+        return value
+    }
+
+    /// Reads a 64-bit integer option.
+    func int64Option(_ option: Int32, _ name: String) throws -> Int64 {
+        let operation = "zmq_getsockopt(\(name))"
+        let handle = try handle(for: operation)
+        var value: Int64 = 0
+        var size = MemoryLayout<Int64>.size
         guard zmq_getsockopt(handle, option, &value, &size) == 0 else {
             throw ZMQError.last(operation)
         }

@@ -81,6 +81,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Commands accepted and not yet answered, past which new ones are answered busy (env ECP_MAX_QUEUE).")
     var maxQueue: Int = envInt("MAX_QUEUE", 10_000)
 
+    @Option(help: "Messages queued per subscriber on the events socket; a subscriber that falls further behind loses messages (env ECP_EVENTS_HWM).")
+    var eventsHwm: Int = envInt("EVENTS_HWM", 1000)
+
     @Option(help: "Command ids remembered for de-duplication, at least (env ECP_DEDUPE_IDS).")
     var dedupeIds: Int = envInt("DEDUPE_IDS", 10_000)
 
@@ -146,6 +149,7 @@ struct WorkerCommand: AsyncParsableCommand {
         c.limits.maxXMLBytes = xml
         c.limits.maxDepth = maxDepth
         c.maxQueue = maxQueue
+        c.eventsHighWaterMark = eventsHwm
         c.dedupeIDs = dedupeIds
         c.dedupeWindowSeconds = dedupeWindowS
         c.dedupeBytes = dedupeBytes

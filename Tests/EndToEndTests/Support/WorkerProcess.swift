@@ -67,6 +67,8 @@ struct WorkerLaunchOptions: Sendable {
     var diesWithLaunchingThread = true
     /// Anything else to pass (after the harness's own options: the last occurrence wins).
     var extraArguments: [String] = []
+    /// The soft limit on open descriptors the worker starts under; nil keeps the test's.
+    var openFileSoftLimit: Int?
 }
 
 /// Why the harness could not do what a test asked.
@@ -182,7 +184,8 @@ final class WorkerProcess: Sendable {
 
         process = try SpawnedWorker(
             binary: binary.path, arguments: arguments, logPath: logPath, directory: directory.path, umask: options.umask,
-            diesWithThread: options.diesWithLaunchingThread, standardErrorPipe: options.standardErrorPipe)
+            diesWithThread: options.diesWithLaunchingThread, standardErrorPipe: options.standardErrorPipe,
+            openFileSoftLimit: options.openFileSoftLimit)
     }
 
     deinit {
