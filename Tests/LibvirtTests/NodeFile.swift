@@ -49,15 +49,7 @@ final class NodeFile: Sendable {
 
 /// Domain XML the test driver accepts for `define`.
 func domainXML(name: String, uuid: String? = nil, memoryKiB: UInt64 = 65_536, vcpus: UInt32 = 1) -> String {
-    """
-    <domain type='test'>
-      <name>\(name)</name>
-      \(uuid.map { "<uuid>\($0)</uuid>" } ?? "")
-      <memory unit='KiB'>\(memoryKiB)</memory>
-      <vcpu>\(vcpus)</vcpu>
-      <os><type>hvm</type></os>
-    </domain>
-    """
+    TestDriverNode.defineXML(name: name, uuid: uuid, memoryKiB: Int(memoryKiB), vcpus: Int(vcpus))
 }
 
 /// Runs `body` and returns the `LibvirtError` it throws, or `nil` if it does not throw.
