@@ -253,30 +253,32 @@ struct Operations: Sendable {
                 metadata["shutdown.request"] = "\(requests)"
                 metadata["shutdown.retry_ms"] = "\(shutdownRetryMs)"
                 logger.info("guest not off yet; shutdown request sent again", metadata: metadata)
-                do {
-                    try d.shutdown()
-                } catch {
-                    // It may have powered off since the last look.
-                    if (try? Self.stateAfterStop(d)) == .shutoff { return }
-                    throw error
-                }
+                if try Self.offMeanwhile(d, after: { try d.shutdown() }) { return }
                 nextRequest = monotonicNanos() + retryNanos
             }
             stops = machineStops.wait(uuid, beyond: stops, until: min(deadline, nextRequest))
         }
         if command.args.force == true {
-            do {
-                try d.destroy()
-            } catch {
-                // It may have powered off between the last look and the destroy.
-                if (try? Self.stateAfterStop(d)) == .shutoff { return }
-                throw error
-            }
+            if try Self.offMeanwhile(d, after: { try d.destroy() }) { return }
             o.data = ["forced": true]
             return
         }
         let name = command.machine ?? d.name
         throw OpFailure.worker(.shutdownTimeout(machine: name, waitMs: waitMs))
+    }
+}
+
+extension Operations {
+    /// Sends a request to stop a machine that was seen running a moment ago. True when it failed
+    /// because the machine powered off meanwhile, which is no failure; any other error is thrown.
+    static func offMeanwhile(_ d: Domain, after request: () throws -> Void) throws -> Bool {
+        do {
+            try request()
+            return false
+        } catch {
+            if (try? stateAfterStop(d)) == .shutoff { return true }
+            throw error
+        }
     }
 }
 
