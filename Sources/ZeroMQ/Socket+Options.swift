@@ -7,7 +7,7 @@ extension Socket {
     /// The send high-water mark (`ZMQ_SNDHWM`): how many outgoing messages may queue per peer
     /// before the socket blocks or drops (PUB drops). 0 means no limit. Default 1000.
     public var sendHighWaterMark: Int32 {
-        get throws { try int32Option(ZMQ_SNDHWM, "ZMQ_SNDHWM") }
+        get throws { try integerOption(ZMQ_SNDHWM, "ZMQ_SNDHWM") }
     }
 
     /// Sets the send high-water mark (`ZMQ_SNDHWM`); affects connections made afterwards.
@@ -18,7 +18,7 @@ extension Socket {
     /// The receive high-water mark (`ZMQ_RCVHWM`): how many incoming messages may queue per
     /// peer. 0 means no limit. Default 1000.
     public var receiveHighWaterMark: Int32 {
-        get throws { try int32Option(ZMQ_RCVHWM, "ZMQ_RCVHWM") }
+        get throws { try integerOption(ZMQ_RCVHWM, "ZMQ_RCVHWM") }
     }
 
     /// Sets the receive high-water mark (`ZMQ_RCVHWM`); affects connections made afterwards.
@@ -66,13 +66,13 @@ extension Socket {
 
     /// The largest frame a peer may send (`ZMQ_MAXMSGSIZE`), in bytes; -1 means no limit.
     public var maxMessageSize: Int64 {
-        get throws { try int64Option(ZMQ_MAXMSGSIZE, "ZMQ_MAXMSGSIZE") }
+        get throws { try integerOption(ZMQ_MAXMSGSIZE, "ZMQ_MAXMSGSIZE") }
     }
 
     /// How long a peer may take to complete the ZMTP handshake, security included
     /// (`ZMQ_HANDSHAKE_IVL`), in milliseconds; 0 means no limit. libzmq's default is 30,000.
     public var handshakeInterval: Int32 {
-        get throws { try int32Option(ZMQ_HANDSHAKE_IVL, "ZMQ_HANDSHAKE_IVL") }
+        get throws { try integerOption(ZMQ_HANDSHAKE_IVL, "ZMQ_HANDSHAKE_IVL") }
     }
 
     /// Sets ``handshakeInterval``: a connection that has not completed its handshake in time is
@@ -171,7 +171,7 @@ extension Socket {
     /// `ZMQ_EVENTS` by receiving with `dontWait` until `nil`. Rarely needed; prefer
     /// ``poll(_:timeoutMs:)``.
     public var fileDescriptor: Int32 {
-        get throws { try int32Option(ZMQ_FD, "ZMQ_FD") }
+        get throws { try integerOption(ZMQ_FD, "ZMQ_FD") }
     }
 
     // MARK: - Raw access
@@ -220,24 +220,12 @@ extension Socket {
         try setOption(option, name, bytes: Data(utf8 + [0]))
     }
 
-    /// Reads an integer option.
-    func int32Option(_ option: Int32, _ name: String) throws -> Int32 {
+    /// Reads an integer option; its width (`Int32` or `Int64`, as libzmq declares the option) is the type asked for.
+    func integerOption<Value: FixedWidthInteger>(_ option: Int32, _ name: String) throws -> Value {
         let operation = "zmq_getsockopt(\(name))"
         let handle = try handle(for: operation)
-        var value: Int32 = 0
-        var size = MemoryLayout<Int32>.size
-        guard zmq_getsockopt(handle, option, &value, &size) == 0 else {
-            throw ZMQError.last(operation)
-        }
-        return value
-    }
-
-    /// Reads a 64-bit integer option.
-    func int64Option(_ option: Int32, _ name: String) throws -> Int64 {
-        let operation = "zmq_getsockopt(\(name))"
-        let handle = try handle(for: operation)
-        var value: Int64 = 0
-        var size = MemoryLayout<Int64>.size
+        var value: Value = 0
+        var size = MemoryLayout<Value>.size
         guard zmq_getsockopt(handle, option, &value, &size) == 0 else {
             throw ZMQError.last(operation)
         }
