@@ -35,7 +35,9 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         public var maxFrameBytes: Int64 = 4 << 20
         /// Messages queued per subscriber on the events socket; past it PUB drops that
         /// subscriber's messages, so one that never reads costs at most this much memory.
-        public var eventsHighWaterMark: Int32 = 1000
+        public var eventsHighWaterMark: Int32 = Options.defaultEventsHighWaterMark
+        /// libzmq's own default: past it a subscriber that does not read loses messages.
+        public static let defaultEventsHighWaterMark: Int32 = 1000
         public var commandsHighWaterMark: Int32 = 100_000
         public var linger: Int32 = 2000
         /// How long a peer may take over its handshake (CURVE and ZAP included) before libzmq

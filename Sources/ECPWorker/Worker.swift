@@ -29,7 +29,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxFrameBytes: Int64 = 4 << 20
     public var maxQueue: Int = 10_000
     /// Messages queued per subscriber on the events socket (its send high-water mark).
-    public var eventsHighWaterMark: Int = 1000
+    public var eventsHighWaterMark = WorkerConfiguration.defaultEventsHighWaterMark
+    public static let defaultEventsHighWaterMark = Int(SocketTransport.Options.defaultEventsHighWaterMark)
     public var dedupeIDs: Int = 10_000
     public var dedupeWindowSeconds: Double = 600
     /// The most the remembered results may weigh, in bytes.

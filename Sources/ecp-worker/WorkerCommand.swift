@@ -82,7 +82,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var maxQueue: Int = envInt("MAX_QUEUE", 10_000)
 
     @Option(help: "Messages queued per subscriber on the events socket; a subscriber that falls further behind loses messages (env ECP_EVENTS_HWM).")
-    var eventsHwm: Int = envInt("EVENTS_HWM", 1000)
+    var eventsHwm: Int = envInt("EVENTS_HWM", WorkerConfiguration.defaultEventsHighWaterMark)
 
     @Option(help: "Command ids remembered for de-duplication, at least (env ECP_DEDUPE_IDS).")
     var dedupeIds: Int = envInt("DEDUPE_IDS", 10_000)
