@@ -46,10 +46,10 @@ struct HostileInputTests {
     func laneKey() {
         let uuid = "6695eb01-f6a4-8304-79aa-97f2502e1900"
         for spelling in [uuid, uuid.uppercased(), Self.dashless(uuid), Self.dashless(uuid).uppercased()] {
-            #expect(Engine.laneKey(spelling) == uuid, "\(spelling)")
+            #expect(MachineDirectory.laneKey(spelling) == uuid, "\(spelling)")
         }
-        #expect(Engine.laneKey("web1") == "web1")
-        #expect(Engine.laneKey("0123456789abcdef0123456789abcdeg") == "0123456789abcdef0123456789abcdeg")
+        #expect(MachineDirectory.laneKey("web1") == "web1")
+        #expect(MachineDirectory.laneKey("0123456789abcdef0123456789abcdeg") == "0123456789abcdef0123456789abcdeg")
     }
 
     @Test("libvirt itself takes a UUID without dashes")

@@ -131,7 +131,7 @@ extension Engine {
         var jobs: [(job: Job, lanes: [String])] = []
         for (uuid, entry) in entries {
             let command = Command(id: "restore-\(run.id)", op: .restore, machine: entry.name)
-            let lanes = Array(Set([Self.laneKey(entry.name), Self.laneKey(uuid)]))
+            let lanes = Array(Set([MachineDirectory.laneKey(entry.name), MachineDirectory.laneKey(uuid)]))
             let begun = monotonicNanos()
             let conclude: @Sendable (RestoreOutcomeMessage, Job) -> Void = { [self] outcome, job in
                 guard job.claim() else { return }

@@ -328,16 +328,10 @@ public final class Engine: Sendable {
         dispatcher.release(job)
     }
 
-    /// Lanes serialise commands per machine; a UUID is compared case-insensitively, and with or
-    /// without its dashes, so both spellings of one machine share a lane.
+    /// Lanes serialise commands per machine, whichever spelling names it.
     private func lanes(for command: Command) -> [String] {
         guard let machine = command.machine else { return [] }
-        return [Self.laneKey(machine)]
-    }
-
-    static func laneKey(_ machine: String) -> String {
-        if let uuid = Connection.canonicalUUID(machine) { return uuid }
-        return machine.utf8.count == 36 && machine.contains("-") ? machine.lowercased() : machine
+        return session.directory.lanes(for: machine)
     }
 
     /// Answers a frame that did not have the shape of a request (wrong frame count).

@@ -92,6 +92,7 @@ struct Operations: Sendable {
             o.changed = true
             o.machineName = d.name
             o.machineUUID = d.uuid
+            session.directory.learn(name: d.name, uuid: d.uuid)
             o.state = try? d.state().state
             o.data = ["name": .string(d.name), "uuid": .string(d.uuid)]
             return o
@@ -109,6 +110,10 @@ struct Operations: Sendable {
         do { conn = try session.connection() } catch { return .failed(.libvirt(error, action: action)) }
         do {
             let domain = try conn.lookup(nameOrUUID: machine)
+            // A machine defined behind the worker's back between its listing and its events.
+            if !session.directory.knows(name: domain.name) {
+                session.directory.learn(name: domain.name, uuid: domain.uuid)
+            }
             var o = try perform(command, on: domain)
             o.machineName = domain.name
             // Only a change goes into the state table, which is keyed by UUID.

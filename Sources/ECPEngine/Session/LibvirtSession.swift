@@ -19,6 +19,8 @@ final class LibvirtSession: @unchecked Sendable {
     private var stopped = false
     private var wanted = true
     private let onEvent: @Sendable (LifecycleEvent) -> Void
+    /// The machines of the current connection, by name and UUID.
+    let directory = MachineDirectory()
     /// Backoff bounds for reconnecting, in seconds.
     var minimumBackoff = 0.25
     var maximumBackoff = 5.0
@@ -111,7 +113,10 @@ final class LibvirtSession: @unchecked Sendable {
             return error
         }
         do {
-            _ = try connection.onLifecycleEvent { [onEvent] event in onEvent(event) }
+            _ = try connection.onLifecycleEvent { [onEvent, directory] event in
+                directory.apply(event)
+                onEvent(event)
+            }
         } catch {
             logger.warning("libvirt lifecycle events unavailable", metadata: error.logMetadata)
         }
@@ -121,6 +126,10 @@ final class LibvirtSession: @unchecked Sendable {
             guard let self, let connection else { return }
             // The close callback runs on the event loop thread; drop the connection elsewhere.
             WorkerThread.start { self.drop(connection, reason: reason.name, error: nil) }
+        }
+        // Listed after the events are on, so that no define falls between the listing and them.
+        if let machines = try? connection.listAllDomains() {
+            directory.replaceAll(machines.map { (name: $0.name, uuid: $0.uuid) })
         }
         condition.lock()
         current = connection
