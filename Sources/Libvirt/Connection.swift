@@ -51,6 +51,28 @@ public final class Connection: @unchecked Sendable {
         self.handle = Mutex(ConnectionPointer(pointer))
     }
 
+    /// Opens a connection for calls only: the event loop refuses to watch it, so a remote
+    /// connection does each call's socket I/O on the calling thread, with no hand-offs to the
+    /// loop's thread, and has no events, close callback or keepalive.
+    ///
+    /// - Returns: the connection, and whether it talks to a daemon over a socket (it asked for a
+    ///   watch); an in-process driver such as `test:///` does not.
+    public static func openForCalls(uri: String) throws(LibvirtError) -> (connection: Connection, overSocket: Bool) {
+        Libvirt.silenceDefaultErrorPrinting()
+        let (pointer, refused) = try EventLoop.withoutWatches { () throws(LibvirtError) -> virConnectPtr in
+            guard let pointer = virConnectOpen(uri) else {
+                throw LibvirtError.last(operation: "virConnectOpen")
+            }
+            return pointer
+        }
+        return (Connection(uri: uri, taking: pointer), refused)
+    }
+
+    private init(uri: String, taking pointer: virConnectPtr) {
+        self.uri = uri
+        self.handle = Mutex(ConnectionPointer(pointer))
+    }
+
     deinit {
         if let connection = handle.withLock({ $0.take() }) {
             virConnectClose(connection.pointer)

@@ -15,6 +15,8 @@ final class LibvirtSession: @unchecked Sendable {
     private let logger: Logger
     private let condition = Condition()
     private var current: Connection?
+    /// The connection the events come on: `current` itself, or a second one to its daemon.
+    private var currentEvents: Connection?
     private var lastError: LibvirtError?
     private var stopped = false
     private var wanted = true
@@ -81,9 +83,12 @@ final class LibvirtSession: @unchecked Sendable {
             return
         }
         current = nil
+        let events = currentEvents
+        currentEvents = nil
         if let error { lastError = error }
         condition.broadcast()
         condition.unlock()
+        if let events, events !== connection { events.close() }
         var metadata: Logger.Metadata = ["libvirt.uri": "\(uri)", "libvirt.close_reason": "\(reason)"]
         if let error { metadata.merge(error.logMetadata) { _, new in new } }
         logger.error("libvirt connection lost; reconnecting", metadata: metadata)
@@ -95,17 +100,29 @@ final class LibvirtSession: @unchecked Sendable {
         condition.lock()
         stopped = true
         let c = current
+        let events = currentEvents
         current = nil
+        currentEvents = nil
         condition.broadcast()
         condition.unlock()
         c?.close()
+        events?.close()
     }
 
-    /// One connection attempt; on success the connection is installed with its callbacks.
+    /// One connection attempt; on success the connections are installed with their callbacks.
+    ///
+    /// Calls go through a connection of their own, unwatched by the event loop, so that none of
+    /// them hands off to the loop's thread; the events, close callback and keepalive come on a
+    /// second, watched connection to the same daemon. An in-process driver (the test driver,
+    /// whose `test:///path` connections each load their own copy of the node) has one connection
+    /// for both.
     private func attempt() -> LibvirtError? {
-        let connection: Connection
+        let calls: Connection
+        let events: Connection
         do {
-            connection = try Connection(uri: uri)
+            let opened = try Connection.openForCalls(uri: uri)
+            calls = opened.connection
+            events = opened.overSocket ? try Connection(uri: uri) : calls
         } catch {
             condition.lock()
             lastError = error
@@ -113,7 +130,7 @@ final class LibvirtSession: @unchecked Sendable {
             return error
         }
         do {
-            _ = try connection.onLifecycleEvent { [onEvent, directory] event in
+            _ = try events.onLifecycleEvent { [onEvent, directory] event in
                 directory.apply(event)
                 onEvent(event)
             }
@@ -121,18 +138,19 @@ final class LibvirtSession: @unchecked Sendable {
             logger.warning("libvirt lifecycle events unavailable", metadata: error.logMetadata)
         }
         // Keepalive and the close callback need a daemon; the in-process test driver has neither.
-        try? connection.setKeepAlive(intervalSeconds: 5, count: 3)
-        try? connection.onClose { [weak self, weak connection] reason in
-            guard let self, let connection else { return }
+        try? events.setKeepAlive(intervalSeconds: 5, count: 3)
+        try? events.onClose { [weak self, weak calls] reason in
+            guard let self, let calls else { return }
             // The close callback runs on the event loop thread; drop the connection elsewhere.
-            WorkerThread.start { self.drop(connection, reason: reason.name, error: nil) }
+            WorkerThread.start { self.drop(calls, reason: reason.name, error: nil) }
         }
         // Listed after the events are on, so that no define falls between the listing and them.
-        if let machines = try? connection.listAllDomains() {
+        if let machines = try? calls.listAllDomains() {
             directory.replaceAll(machines.map { (name: $0.name, uuid: $0.uuid) })
         }
         condition.lock()
-        current = connection
+        current = calls
+        currentEvents = events
         lastError = nil
         condition.unlock()
         return nil
