@@ -253,6 +253,7 @@ extension ResultMessage {
         }
         w.key("duration_ms"); w.double(durationMs)
         if let duplicate { w.key("duplicate"); w.bool(duplicate) }
+        if let saved { w.key("saved"); w.bool(saved) }
         w.endObject()
         return w.bytes
     }

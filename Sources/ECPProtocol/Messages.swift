@@ -36,9 +36,12 @@ public struct ResultMessage: Codable, Sendable, Equatable {
     public var error: ErrorRecord?
     public var durationMs: Double
     public var duplicate: Bool?
+    /// false when the command changed a machine's state but the state table could not be written:
+    /// a host reboot now would restore the previous desired state. Absent when the change was saved.
+    public var saved: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case type, id, op, machine, ok, changed, state, data, error, duplicate
+        case type, id, op, machine, ok, changed, state, data, error, duplicate, saved
         case durationMs = "duration_ms"
     }
 
@@ -253,21 +256,32 @@ public struct HeartbeatMessage: Codable, Sendable, Equatable {
     public var processed: UInt64
     public var failed: UInt64
     public var intervalMs: Int
+    /// `saved`, or `unsaved` while the state table holds changes that could not be written.
+    public var stateTable: String
+    /// While `unsaved`: since when (the first failed write); absent otherwise.
+    public var unsavedSince: String?
 
     enum CodingKeys: String, CodingKey {
         case type, libvirt, processed, failed
         case uptimeS = "uptime_s"
         case inFlight = "in_flight"
         case intervalMs = "interval_ms"
+        case stateTable = "state_table"
+        case unsavedSince = "unsaved_since"
     }
 
-    public init(uptimeS: Double, libvirt: String, inFlight: Int, processed: UInt64, failed: UInt64, intervalMs: Int) {
+    public init(
+        uptimeS: Double, libvirt: String, inFlight: Int, processed: UInt64, failed: UInt64, intervalMs: Int,
+        stateTable: String = "saved", unsavedSince: String? = nil
+    ) {
         self.uptimeS = uptimeS
         self.libvirt = libvirt
         self.inFlight = inFlight
         self.processed = processed
         self.failed = failed
         self.intervalMs = intervalMs
+        self.stateTable = stateTable
+        self.unsavedSince = unsavedSince
     }
 }
 

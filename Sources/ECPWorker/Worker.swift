@@ -148,7 +148,8 @@ public final class Worker: Service, Sendable {
                 workerID: c.workerID, libvirtURI: c.libvirtURI, stateFile: c.stateFile, maxParallel: c.maxParallel,
                 limits: c.limits, dedupeCapacity: c.dedupeIDs, dedupeWindowSeconds: c.dedupeWindowSeconds,
                 restore: c.restore, maxQueue: c.maxQueue, shutdownRetryMs: c.shutdownRetryMs,
-                dedupeBytes: c.dedupeBytes),
+                dedupeBytes: c.dedupeBytes,
+                stateRetryMs: min(EngineConfiguration.defaultStateRetryMs, c.heartbeatMs)),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
         let table: StateTableLoad

@@ -40,6 +40,30 @@ struct JSONWriterTests {
         ResultMessage(id: "d", op: "destroy", machine: "m", ok: false, error: .libvirt(E2LibvirtErrorRecord(id: "d", op: "destroy", machine: "m", code: 55, codeName: "VIR_ERR_OPERATION_INVALID", domain: 20, domainName: "VIR_FROM_DOMAIN", level: "error", message: nil, str1: "a", str2: nil, str3: nil, int1: -1, int2: -1, category: "invalid_state", retryable: false, summary: "x")), durationMs: 0.001),
     ]
 
+    @Test("a result whose change was not saved says saved: false; one that was saved has no saved field")
+    func savedField() throws {
+        var result = Self.results[0]
+        let savedKeys = try #require(try JSONSerialization.jsonObject(with: result.jsonData()) as? [String: Any])
+        #expect(savedKeys["saved"] == nil)
+        result.saved = false
+        let unsaved = try #require(try JSONSerialization.jsonObject(with: result.jsonData()) as? [String: Any])
+        #expect(unsaved["saved"] as? Bool == false)
+        #expect(try JSONDecoder().decode(ResultMessage.self, from: result.jsonData()) == result)
+    }
+
+    @Test("a heartbeat has state_table always, unsaved_since only while unsaved")
+    func heartbeatStateTable() throws {
+        var heartbeat = HeartbeatMessage(uptimeS: 1, libvirt: "connected", inFlight: 0, processed: 0, failed: 0, intervalMs: 100)
+        let saved = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(heartbeat)) as? [String: Any])
+        #expect(saved["state_table"] as? String == "saved")
+        #expect(saved["unsaved_since"] == nil)
+        heartbeat.stateTable = "unsaved"
+        heartbeat.unsavedSince = "2026-11-25T20:31:07.123Z"
+        let unsaved = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(heartbeat)) as? [String: Any])
+        #expect(unsaved["state_table"] as? String == "unsaved")
+        #expect(unsaved["unsaved_since"] as? String == "2026-11-25T20:31:07.123Z")
+    }
+
     @Test("a result written directly decodes to the same message", arguments: 0..<results.count)
     func result(_ index: Int) throws {
         let message = Self.results[index]

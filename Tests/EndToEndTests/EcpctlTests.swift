@@ -241,7 +241,7 @@ struct EcpctlTests {
                 ["tail", "--count", "3", "--duration-ms", "20000", "heartbeat.\(worker.workerID)"] + worker.endpoints)
             #expect(heartbeats.status == 0, "\(heartbeats)")
             #expect(heartbeats.stdoutLines.count == 3, "\(heartbeats)")
-            let pattern = #/^\d\d:\d\d:\d\d\.\d\d\d heartbeat\.\S+ heartbeat - uptime_s=\S+ libvirt=connected in_flight=\d+ processed=\d+ failed=\d+$/#
+            let pattern = #/^\d\d:\d\d:\d\d\.\d\d\d heartbeat\.\S+ heartbeat - uptime_s=\S+ libvirt=connected in_flight=\d+ processed=\d+ failed=\d+ state_table=saved$/#
             for line in heartbeats.stdoutLines {
                 #expect(line.wholeMatch(of: pattern) != nil, "\(line)")
             }

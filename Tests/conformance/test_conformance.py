@@ -539,6 +539,8 @@ def test_heartbeat(worker):
     for hb in (first.message, second.message):
         assert hb["libvirt"] == "connected"
         assert hb["interval_ms"] == HEARTBEAT_MS
+        assert hb["state_table"] == "saved"
+        assert "unsaved_since" not in hb
     assert second.message["uptime_s"] > first.message["uptime_s"]
     assert second.message["processed"] >= first.message["processed"]
     assert first.topic == f"heartbeat.{worker.worker_id}"

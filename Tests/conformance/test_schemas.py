@@ -82,7 +82,7 @@ MACHINE_EVENT = {"type": "machine.event", "machine": "web1", "uuid": UUID_WEB1, 
                  "detail": "booted", "state": "running"}
 
 HEARTBEAT = {"type": "heartbeat", "uptime_s": 12.5, "libvirt": "connected", "in_flight": 0, "processed": 7,
-             "failed": 1, "interval_ms": 5000}
+             "failed": 1, "interval_ms": 5000, "state_table": "saved"}
 
 WORKER_STARTED = {"type": "worker.started", "version": "1.0.0", "libvirt_uri": "qemu:///system",
                   "endpoints": {"commands": ">tcp://127.0.0.1:5555", "control": "@tcp://127.0.0.1:5557",
@@ -109,6 +109,8 @@ GOOD_MESSAGES = {
     "result ok": RESULT_OK,
     "result failed (E2LibvirtError inline)": RESULT_FAILED,
     "result duplicate": dict(RESULT_OK, duplicate=True),
+    "result not saved": dict(RESULT_OK, saved=False),
+    "result saved (second edition)": dict(RESULT_OK, saved=True),
     "result timeout": result("shutdown", "web1", ok=False,
                              error={"type": "timeout", "message": "shutdown of web1 took longer than 5000 ms",
                                     "timeout_ms": 5000}),
@@ -163,6 +165,7 @@ GOOD_MESSAGES = {
     "machine.event undefined, state null": dict(MACHINE_EVENT, event="undefined", detail="removed", state=None),
     "heartbeat": HEARTBEAT,
     "heartbeat disconnected": dict(HEARTBEAT, libvirt="disconnected"),
+    "heartbeat unsaved": dict(HEARTBEAT, state_table="unsaved", unsaved_since="2026-11-25T20:31:07.123Z"),
     "worker.started": WORKER_STARTED,
     "worker.started, commands off": dict(WORKER_STARTED, endpoints=dict(WORKER_STARTED["endpoints"], commands=None)),
     "worker.stopping": WORKER_STOPPING,
@@ -228,6 +231,8 @@ BAD_MESSAGES = {
     "result ping without data": result("ping"),
     "result bad id": dict(RESULT_OK, id="has space"),
     "result duplicate not boolean": dict(RESULT_OK, duplicate="yes"),
+    "result saved not boolean": dict(RESULT_OK, saved="no"),
+    "result failed with saved": dict(RESULT_FAILED, saved=False),
     "result inline error bad category": dict(RESULT_FAILED, error=dict(E2LIBVIRTERROR, category="oops")),
     "result inline error missing str2": dict(RESULT_FAILED, error=without(E2LIBVIRTERROR, "str2")),
     "result timeout without timeout_ms": result("start", "web1", ok=False, error={"type": "timeout", "message": "t"}),
@@ -256,6 +261,11 @@ BAD_MESSAGES = {
     "machine.event started, state null": dict(MACHINE_EVENT, state=None),
     "heartbeat bad libvirt": dict(HEARTBEAT, libvirt="maybe"),
     "heartbeat negative in_flight": dict(HEARTBEAT, in_flight=-1),
+    "heartbeat without state_table": without(HEARTBEAT, "state_table"),
+    "heartbeat bad state_table": dict(HEARTBEAT, state_table="dirty"),
+    "heartbeat unsaved without unsaved_since": dict(HEARTBEAT, state_table="unsaved"),
+    "heartbeat saved with unsaved_since": dict(HEARTBEAT, unsaved_since="2026-11-25T20:31:07.123Z"),
+    "heartbeat unsaved_since not a timestamp": dict(HEARTBEAT, state_table="unsaved", unsaved_since="yesterday"),
     "worker.started without endpoints": without(WORKER_STARTED, "endpoints"),
     "worker.stopping without reason": without(WORKER_STOPPING, "reason"),
     "unknown type": {"type": "result.v2", "id": "x"},

@@ -23,17 +23,23 @@ public struct EngineConfiguration: Sendable {
     /// While a `shutdown` waits (`wait_ms`), the ACPI request is sent again this often: a guest
     /// ignores the power button until its OS listens for it. 0 sends it once.
     public var shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs
+    /// After a failed write of the state table, the next try comes this long after. The protocol
+    /// asks for a try at least once per heartbeat interval: the worker keeps it within that.
+    public var stateRetryMs: Int = EngineConfiguration.defaultStateRetryMs
 
     public static let defaultShutdownRetryMs = 5_000
+    public static let defaultStateRetryMs = StateStore.defaultRetryMs
     public static let defaultDedupeBytes = 64 << 20
 
     public init(
         workerID: String, libvirtURI: String, stateFile: String, maxParallel: Int = 8, limits: CommandLimits = .default,
         dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init(),
         maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs,
-        dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes
+        dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes,
+        stateRetryMs: Int = EngineConfiguration.defaultStateRetryMs
     ) {
         self.dedupeBytes = dedupeBytes
+        self.stateRetryMs = stateRetryMs
         self.maxQueue = maxQueue
         self.shutdownRetryMs = shutdownRetryMs
         self.workerID = workerID
@@ -189,7 +195,9 @@ public final class Engine: Sendable {
             capacity: configuration.dedupeCapacity, windowSeconds: configuration.dedupeWindowSeconds,
             maxBytes: configuration.dedupeBytes)
         self.topics = Topics(configuration.workerID)
-        self.store = StateStore(path: configuration.stateFile, workerID: configuration.workerID, logger: logger)
+        self.store = StateStore(
+            path: configuration.stateFile, workerID: configuration.workerID, logger: logger,
+            retryMs: configuration.stateRetryMs)
         self.restoreSettings = configuration.restore
         let box = SessionCallbacks()
         self.session = LibvirtSession(
@@ -440,13 +448,17 @@ public final class Engine: Sendable {
         if outcome.failure == nil, let uuid = outcome.machineUUID, let name = outcome.machineName {
             if let desired = Self.desiredState(after: command, outcome: outcome) {
                 // A result that reports a state change goes out once the change is on disk.
+                // If it cannot be, the result still says what happened, and that a host reboot now
+                // would bring back the previous desired state; the store keeps trying to write it.
                 let result = result
                 store.recordIntent(
                     uuid: uuid, name: name, desired: desired, observed: outcome.state?.name,
                     remove: command.op == .undefine
                 ) { [self] saved in
+                    var result = result
                     if !saved {
-                        logger.error("command's state change is not saved; publishing its result anyway", metadata: commandMetadata(command))
+                        result.saved = false
+                        logger.warning("command's state change is not saved yet; publishing its result anyway", metadata: commandMetadata(command))
                     }
                     deliver(result, job: job, failed: false)
                 }
@@ -557,13 +569,16 @@ public final class Engine: Sendable {
 
     /// Publishes one heartbeat.
     public func heartbeat(intervalMs: Int) {
+        let table = store.status
         let message = HeartbeatMessage(
             uptimeS: (Double(monotonicNanos() - startedAt) / 1e6).rounded() / 1000,
             libvirt: session.isConnected ? "connected" : "disconnected",
             inFlight: counters.inFlight.load(ordering: .relaxed),
             processed: counters.processed.load(ordering: .relaxed),
             failed: counters.failed.load(ordering: .relaxed),
-            intervalMs: intervalMs)
+            intervalMs: intervalMs,
+            stateTable: table.saved ? "saved" : "unsaved",
+            unsavedSince: table.unsavedSince)
         sink.send(Outgoing(topic: topics.heartbeat, body: Codec.encode(message)))
     }
 

@@ -26,7 +26,15 @@ public enum StateTableLoad: Sendable, Equatable {
 /// over the old one, fsync of the directory. So a crash at any instant leaves the old table or the
 /// new one. Changes that arrive while a write is under way are committed together by the next
 /// write (group commit): durability costs one fsync per batch, not per command.
+///
+/// A write that fails (disk full, I/O error, the directory gone) leaves the changes in memory:
+/// the writer tries again after a pause, until a write succeeds; `status` says since when the
+/// file lags behind.
 final class StateStore: @unchecked Sendable {
+    /// Long enough not to hammer a full or failing disk, short enough that a change is on disk
+    /// soon after the disk is back.
+    static let defaultRetryMs = 200
+
     // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock (the
     // writer thread sleeps on it), but `blocked` and `lockFD`, set before the writer starts.
     let path: String
@@ -48,11 +56,17 @@ final class StateStore: @unchecked Sendable {
     /// Set when a corrupt table could not be moved aside: it is then never overwritten.
     private var blocked: String?
     private var lockFD: Int32 = -1
+    /// When the first of the writes failing since the last good one was tried; nil while the
+    /// file holds everything written so far. Heartbeats report it.
+    private var unsavedSince: String?
+    /// The pause after a failed write before the next try.
+    private let retryNanos: UInt64
 
-    init(path: String, workerID: String, logger: Logger) {
+    init(path: String, workerID: String, logger: Logger, retryMs: Int = StateStore.defaultRetryMs) {
         self.path = path
         self.workerID = workerID
         self.logger = logger
+        self.retryNanos = UInt64(max(1, retryMs)) * 1_000_000
         self.table = StateTable(worker: workerID)
         self.flushed = condition.makeWaiter()
     }
@@ -252,6 +266,14 @@ final class StateStore: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Whether the file holds every change that was to be written; if not, since when (the time
+    /// the first failing write was tried).
+    var status: (saved: Bool, unsavedSince: String?) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (unsavedSince == nil, unsavedSince)
+    }
+
     /// How many times the file has been written (for tests and benchmarks).
     var writeCount: Int {
         condition.lock()
@@ -281,19 +303,43 @@ final class StateStore: @unchecked Sendable {
             let batch = batchesTaken
             condition.unlock()
 
-            snapshot.savedAt = Timestamp.now()
+            let attemptedAt = Timestamp.now()
+            snapshot.savedAt = attemptedAt
             let ok: Bool
             do {
                 try write(snapshot)
                 ok = true
             } catch {
                 ok = false
-                logger.error(
-                    "state table could not be written; changes stay in memory and are retried",
-                    metadata: ["state.file": "\(path)", "state.error": "\(error)"])
                 condition.lock()
                 dirty = true
+                let since = unsavedSince
+                if since == nil { unsavedSince = attemptedAt }
                 condition.unlock()
+                if let since {
+                    // Once per retry while the disk stays unwritable: the first failure said it already.
+                    logger.debug(
+                        "state table still cannot be written",
+                        metadata: ["state.file": "\(path)", "state.error": "\(error)", "state.unsaved_since": "\(since)"])
+                } else {
+                    logger.error(
+                        "state table unsaved: it could not be written; changes stay in memory and are retried",
+                        metadata: [
+                            "state.file": "\(path)", "state.error": "\(error)", "state.unsaved_since": "\(attemptedAt)",
+                            "state.retry_ms": "\(retryNanos / 1_000_000)",
+                        ])
+                }
+            }
+            if ok {
+                condition.lock()
+                let since = unsavedSince
+                unsavedSince = nil
+                condition.unlock()
+                if let since {
+                    logger.notice(
+                        "state table saved again",
+                        metadata: ["state.file": "\(path)", "state.unsaved_since": "\(since)", "state.saved_at": "\(attemptedAt)"])
+                }
             }
             condition.lock()
             writes += 1
@@ -312,7 +358,7 @@ final class StateStore: @unchecked Sendable {
     /// is not hammered. Returns false when the writer is stopped meanwhile (or already was): the
     /// failed attempt was its last.
     private func pauseBeforeRetry() -> Bool {
-        let retryAt = monotonicNanos() + 200_000_000
+        let retryAt = monotonicNanos() + retryNanos
         condition.lock()
         defer { condition.unlock() }
         // Changes recorded meanwhile signal too; they wait for the retry.

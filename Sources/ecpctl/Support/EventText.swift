@@ -37,6 +37,10 @@ enum EventText {
                 if let summary = message["error"]?["summary"] { facts.append(summary.displayText) }
             }
             if message["duplicate"]?.boolValue == true { facts.append("(duplicate)") }
+            if message["saved"]?.boolValue == false {
+                isError = true
+                facts.append("(not saved)")
+            }
         case "E2LibvirtError":
             key = message.text("id")
             facts = [message["summary"]?.displayText ?? message.text("message")]
@@ -54,7 +58,13 @@ enum EventText {
                 "in_flight=" + message.text("in_flight"), "processed=" + message.text("processed"),
                 "failed=" + message.text("failed"),
             ]
-            if message["libvirt"]?.stringValue == "disconnected" { isError = true }
+            if let table = message["state_table"] {
+                facts.append("state_table=" + table.displayText)
+                if message["unsaved_since"] != nil { facts.append("unsaved_since=" + message.text("unsaved_since")) }
+            }
+            if message["libvirt"]?.stringValue == "disconnected" || message["state_table"]?.stringValue == "unsaved" {
+                isError = true
+            }
         case "restore.outcome":
             key = message.text("machine")
             facts = [

@@ -33,6 +33,9 @@ enum ResultText {
         if result.duplicate == true {
             lines[0] += " [duplicate id: the result of the first run]"
         }
+        if result.saved == false {
+            lines[0] += " [not saved: the state table could not be written; a host reboot now would restore the previous state]"
+        }
         return lines
     }
 
