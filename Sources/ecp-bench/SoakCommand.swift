@@ -120,7 +120,7 @@ struct SoakCommand: ParsableCommand {
             let windowS = 10.0
             let client = SoakClient(
                 context: context, control: target.control, machine: machine, idPrefix: prefix, intervalMs: intervalMs,
-                windowS: windowS, answerTimeoutMs: 5000)
+                windowS: windowS, answerTimeoutMs: 5000, attackS: seconds)
             client.start()
             let baselineEnd = Clock.nanos() + Clock.ns(seconds: baselineS)
             while Clock.nanos() < baselineEnd && alive() {
@@ -159,8 +159,8 @@ struct SoakCommand: ParsableCommand {
                 }
             }
             let attackSeconds = Double(Clock.nanos() - start) / 1e9
-            attackers.stop()
             client.stop()
+            attackers.stop()
             sample()
             Clock.sleep(ms: 1000)
             let rssEnd = pid.flatMap(ProcMemory.read)
@@ -205,7 +205,7 @@ struct SoakCommand: ParsableCommand {
                 let summary = LatencySummary(h)
                 windows.append(summary)
                 let from = Double(k) * windowS
-                table.add(String(format: "%.0f-%.0f s", from, min(from + windowS, attackSeconds)), Self.latencyText(summary))
+                table.add(String(format: "%.0f-%.0f s", from, max(from + 1, min(from + windowS, attackSeconds))), Self.latencyText(summary))
             }
             table.add("under attack", Self.latencyText(attack))
             table.add("normal client", "\(stats.sent) sent, \(stats.answered) answered, \(stats.ok) ok, \(stats.unanswered) unanswered")

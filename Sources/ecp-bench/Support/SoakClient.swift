@@ -26,13 +26,15 @@ final class SoakClient: Sendable {
     let intervalMs: Double
     let windowS: Double
     let answerTimeoutMs: Int
+    /// The last window's index: answers that come while the attacks are being stopped count in it.
+    let lastWindow: Int
     /// When the attacks began (monotonic ns); 0 while the baseline is measured.
     let attackStart = Atomic<UInt64>(0)
     private let stopFlag = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
     let stats = Mutex(Stats())
 
-    init(context: Context, control: String, machine: String, idPrefix: String, intervalMs: Double, windowS: Double, answerTimeoutMs: Int) {
+    init(context: Context, control: String, machine: String, idPrefix: String, intervalMs: Double, windowS: Double, answerTimeoutMs: Int, attackS: Double) {
         self.context = context
         self.control = control
         self.machine = machine
@@ -40,6 +42,7 @@ final class SoakClient: Sendable {
         self.intervalMs = intervalMs
         self.windowS = windowS
         self.answerTimeoutMs = answerTimeoutMs
+        lastWindow = max(0, Int((attackS / windowS).rounded(.up)) - 1)
     }
 
     static func histogram() -> Histogram<UInt64> {
@@ -121,7 +124,7 @@ final class SoakClient: Sendable {
                 s.baseline.record(latency)
             } else {
                 s.attack.record(latency)
-                let k = Int(Double(at - begun) / 1e9 / windowS)
+                let k = min(lastWindow, Int(Double(at - begun) / 1e9 / windowS))
                 while s.windows.count <= k { s.windows.append(Self.histogram()) }
                 s.windows[k].record(latency)
             }
