@@ -4,7 +4,7 @@ import ArgumentParser
 struct EcpBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ecp-bench",
-        abstract: "Measures an ecp-worker from outside, over its ZeroMQ sockets: throughput, latency, restore, start-up, memory.",
+        abstract: "Measures an ecp-worker from outside, over its ZeroMQ sockets: throughput, latency, restore, start-up, memory, and a soak under attack.",
         discussion: """
             Each subcommand prints an aligned table, or with --json one JSON object on standard output. \
             Latencies are from the moment a command is sent to the moment its result arrives on the \
@@ -25,6 +25,6 @@ struct EcpBench: ParsableCommand {
             more results, the worker exited); 2 it could not start (no worker answering, bad options).
             """,
         subcommands: [
-            ThroughputCommand.self, LatencyCommand.self, RestoreCommand.self, StartupCommand.self, MemoryCommand.self,
+            ThroughputCommand.self, LatencyCommand.self, RestoreCommand.self, StartupCommand.self, MemoryCommand.self, SoakCommand.self,
         ])
 }

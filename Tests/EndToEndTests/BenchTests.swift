@@ -94,6 +94,30 @@ struct BenchTests {
         #expect(types.values.compactMap(\.intValue).reduce(0, +) == 2, "\(run)")
     }
 
+    @Test("soak --seconds 3: every attack runs, the normal client is served, the report gives figures and PASS")
+    func soak() throws {
+        let run = try BenchRun.run(["soak", "--seconds", "3", "--baseline-s", "1", "--max-p99-ms", "1000"])
+        #expect(run.status == 0, "\(run)")
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        func row(_ label: String) -> String? {
+            lines.first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label + "  ") }
+        }
+        #expect(lines.first?.hasPrefix("ecp-bench soak: started worker, pid ") == true, "\(run)")
+        for label in ["baseline", "0-3 s", "under attack"] {
+            let text = try #require(row(label), "no \(label) row: \(run)")
+            #expect(text.contains("p50 ") && text.contains("p99 ") && text.contains("max "), "\(text)")
+        }
+        for label in ["rss start", "rss peak", "rss end"] {
+            #expect(row(label)?.contains(" MiB (") == true, "\(label): \(run)")
+        }
+        #expect(row("normal client")?.contains(" 0 unanswered") == true, "\(run)")
+        let attacks = lines.filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("attack  ") }
+        #expect(attacks.count == 10, "\(run)")
+        #expect(attacks.allSatisfy { !$0.contains(" 0 sent") }, "\(run)")
+        #expect(row("verdict")?.hasSuffix("PASS") == true, "\(run)")
+        #expect(run.stderr.contains("soak: baseline"), "\(run)")
+    }
+
     @Test("a bad mix is refused before anything starts")
     func badMix() throws {
         let run = try BenchRun.run(["throughput", "--spawn", "--mix", "start=1"])
