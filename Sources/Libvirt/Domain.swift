@@ -60,6 +60,40 @@ public final class Domain: @unchecked Sendable {
         return (DomainState(raw: state), reason)
     }
 
+    /// What the daemon says of a persistent domain, in one call: its name now (a rename shows
+    /// here before its event arrives), its state and the state's reason. `nil` when the domain is
+    /// transient or no longer exists (`virDomainListGetStats`, state group, persistent domains
+    /// only; the daemon skips a domain that is gone).
+    public func persistentState() throws(LibvirtError) -> (name: String, state: DomainState, reason: Int32)? {
+        var domains: [virDomainPtr?] = [pointer, nil]
+        var records: UnsafeMutablePointer<virDomainStatsRecordPtr?>? = nil
+        let count = domains.withUnsafeMutableBufferPointer { list in
+            virDomainListGetStats(
+                list.baseAddress, UInt32(VIR_DOMAIN_STATS_STATE.rawValue), &records,
+                UInt32(VIR_CONNECT_GET_ALL_DOMAINS_STATS_PERSISTENT.rawValue))
+        }
+        guard count >= 0 else {
+            throw LibvirtError.last(operation: "virDomainListGetStats")
+        }
+        defer { virDomainStatsRecordListFree(records) }
+        guard count > 0, let record = records?[0]?.pointee else { return nil }
+        var state: Int32 = 0
+        var reason: Int32 = 0
+        for i in 0..<Int(record.nparams) {
+            let param = record.params[i]
+            let value = param.value.i
+            withUnsafeBytes(of: param.field) { field in
+                if strcmp(field.baseAddress!.assumingMemoryBound(to: CChar.self), "state.state") == 0 {
+                    state = value
+                } else if strcmp(field.baseAddress!.assumingMemoryBound(to: CChar.self), "state.reason") == 0 {
+                    reason = value
+                }
+            }
+        }
+        let name = virDomainGetName(record.dom).map { String(cString: $0) } ?? ""
+        return (name, DomainState(raw: state), reason)
+    }
+
     /// The domain's state and resources (`virDomainGetInfo`).
     public func info() throws(LibvirtError) -> DomainInfo {
         var info = virDomainInfo()

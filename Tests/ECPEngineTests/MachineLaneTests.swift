@@ -44,7 +44,7 @@ struct MachineLaneTests {
         let directory = MachineDirectory()
         let u = "6695eb01-f6a4-8304-79aa-97f2502e1900"
         let v = "6695eb01-f6a4-8304-79aa-97f2502e1901"
-        directory.replaceAll([(name: "web1", uuid: u)])
+        directory.learn(name: "web1", uuid: u)
         #expect(directory.lanes(for: "web1") == ["web1", u])
         #expect(directory.lanes(for: u.uppercased()) == [u, "web1"])
         #expect(directory.lanes(for: "other") == ["other"])
@@ -71,7 +71,7 @@ struct MachineLaneTests {
         let directory = MachineDirectory()
         let u = "6695eb01-f6a4-8304-79aa-97f2502e1900"
         let hex = "0123456789abcdef0123456789abcdef"
-        directory.replaceAll([(name: hex, uuid: u)])
+        directory.learn(name: hex, uuid: u)
         #expect(directory.lanes(for: hex) == ["01234567-89ab-cdef-0123-456789abcdef", hex, u])
         #expect(directory.lanes(for: u) == [u, hex])
     }

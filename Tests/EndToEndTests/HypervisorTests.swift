@@ -443,6 +443,48 @@ struct HypervisorTests {
         }
     }
 
+    @Test("a status right after virsh changed the machine behind the worker's back says what virsh did: define, autostart, rename, undefine")
+    func readsBehindTheWorkersBack() throws {
+        try Self.withTier { guests in
+            let first = guests.name(1), renamed = guests.name(2), uuid = guests.uuid(1)
+            let (worker, client) = try Self.launch(.hypervisor())
+            func status(_ machine: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue? {
+                let x = try client.hypervisorRun("status", machine: machine, sourceLocation: sourceLocation)
+                return x.result["ok"] == .bool(true) ? x.result["data"] : try Self.libvirtError(client, x, sourceLocation: sourceLocation)["code_name"]
+            }
+            // Read before each change, so that whatever the worker keeps is warm.
+            #expect(try status(first) == "VIR_ERR_NO_DOMAIN")
+            try guests.define([1])
+            var data = try status(first)
+            #expect(data?["state"] == "shutoff" && data?["persistent"] == .bool(true) && data?["autostart"] == .bool(false), "\(String(describing: data))")
+
+            try HypervisorHost.virshOK(["autostart", first])
+            #expect(try status(first)?["autostart"] == .bool(true))
+            try HypervisorHost.virshOK(["autostart", "--disable", first])
+            #expect(try status(uuid)?["autostart"] == .bool(false))
+
+            try HypervisorHost.virshOK(["domrename", first, renamed])
+            #expect(try status(first) == "VIR_ERR_NO_DOMAIN", "the old name is gone at once")
+            #expect(try status(renamed)?["state"] == "shutoff")
+            #expect(try status(uuid)?["state"] == "shutoff", "the UUID names the renamed machine")
+
+            try HypervisorHost.virshOK(["start", renamed])
+            #expect(try status(renamed)?["state"] == "running")
+            try HypervisorHost.virshOK(["undefine", renamed])
+            data = try status(renamed)
+            #expect(data?["state"] == "running" && data?["persistent"] == .bool(false), "running on as a transient machine: \(String(describing: data))")
+            try HypervisorHost.virshOK(["destroy", renamed])
+            #expect(try status(renamed) == "VIR_ERR_NO_DOMAIN", "a transient machine stopped is gone")
+            #expect(try status(uuid) == "VIR_ERR_NO_DOMAIN")
+
+            // Defined again under the first name with the same UUID: found by either spelling.
+            try guests.define([1])
+            #expect(try status(uuid.replacingOccurrences(of: "-", with: "").uppercased())?["state"] == "shutoff")
+            #expect(try status(first)?["persistent"] == .bool(true))
+            #expect(worker.stop() == 0, "\(worker.logTail())")
+        }
+    }
+
     // MARK: 4. host reboot
 
     @Test("host reboot: the next worker boots exactly the guests that ran (their OS comes up again), reports the missing and the skipped")

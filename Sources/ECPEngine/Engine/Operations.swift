@@ -109,11 +109,10 @@ struct Operations: Sendable {
         let conn: Connection
         do { conn = try session.connection() } catch { return .failed(.libvirt(error, action: action)) }
         do {
+            if command.op == .status { return try status(machine, on: conn) }
             let domain = try conn.lookup(nameOrUUID: machine)
             // A machine defined behind the worker's back between its listing and its events.
-            if !session.directory.knows(name: domain.name) {
-                session.directory.learn(name: domain.name, uuid: domain.uuid)
-            }
+            if !session.directory.knows(name: domain.name) { session.directory.remember(domain) }
             var o = try perform(command, on: domain)
             o.machineName = domain.name
             // Only a change goes into the state table, which is keyed by UUID.
@@ -129,27 +128,52 @@ struct Operations: Sendable {
         }
     }
 
+    /// What the protocol's `status` reports, in three libvirt calls for a persistent machine
+    /// the directory has a handle on: its name, state and persistence in one (so a rename, an
+    /// undefine or a define behind the worker's back shows at once, whatever the events say),
+    /// then its resources, then autostart, which nothing announces. Otherwise the machine is
+    /// looked up first, and a transient one costs a call more.
+    private func status(_ machine: String, on conn: Connection) throws -> OpOutcome {
+        let byUUID = Connection.canonicalUUID(machine) != nil
+        let d: Domain
+        let now: (name: String, state: DomainState, reason: Int32)?
+        if let cached = session.directory.handle(for: machine), let seen = try cached.persistentState(),
+            byUUID || seen.name == machine
+        {
+            (d, now) = (cached, seen)
+        } else {
+            d = try conn.lookup(nameOrUUID: machine)
+            session.directory.remember(d)
+            now = try d.persistentState()
+        }
+        let state: DomainState
+        let reason: Int32
+        let persistent = now != nil
+        if let now {
+            (state, reason) = (now.state, now.reason)
+        } else {
+            (state, reason) = try d.state()
+        }
+        let info = try d.info()
+        let autostart = try d.autostart()
+        var o = OpOutcome()
+        o.machineName = now?.name ?? d.name
+        o.state = state
+        o.data = [
+            "state": .string(state.name),
+            "reason": .int(Int64(reason)),
+            "vcpus": .int(Int64(info.vcpus)),
+            "memory_kib": .int(Int64(clamping: info.memoryKiB)),
+            "max_memory_kib": .int(Int64(clamping: info.maxMemoryKiB)),
+            "cpu_time_ns": .int(Int64(clamping: info.cpuTimeNs)),
+            "persistent": .bool(persistent),
+            "autostart": .bool(autostart),
+        ]
+        return o
+    }
+
     private func perform(_ command: Command, on d: Domain) throws -> OpOutcome {
         var o = OpOutcome()
-        if command.op == .status {
-            // Four libvirt calls: what the protocol's status reports.
-            let (state, reason) = try d.state()
-            let info = try d.info()
-            let persistent = try d.isPersistent()
-            let autostart = try d.autostart()
-            o.state = state
-            o.data = [
-                "state": .string(state.name),
-                "reason": .int(Int64(reason)),
-                "vcpus": .int(Int64(info.vcpus)),
-                "memory_kib": .int(Int64(clamping: info.memoryKiB)),
-                "max_memory_kib": .int(Int64(clamping: info.maxMemoryKiB)),
-                "cpu_time_ns": .int(Int64(clamping: info.cpuTimeNs)),
-                "persistent": .bool(persistent),
-                "autostart": .bool(autostart),
-            ]
-            return o
-        }
         let before = try d.state().state
         switch command.op {
         case .start:

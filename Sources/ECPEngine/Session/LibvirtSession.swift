@@ -146,7 +146,7 @@ final class LibvirtSession: @unchecked Sendable {
         }
         // Listed after the events are on, so that no define falls between the listing and them.
         if let machines = try? calls.listAllDomains() {
-            directory.replaceAll(machines.map { (name: $0.name, uuid: $0.uuid) })
+            directory.replaceAll(machines)
         }
         condition.lock()
         current = calls

@@ -5,14 +5,17 @@ import Synchronization
 /// current by lifecycle events, so that commands naming one machine in different spellings (its
 /// name, its UUID with or without dashes, in any case) share its lanes and run in arrival order.
 ///
-/// It decides only which commands wait for which: a stale entry costs some waiting, never a
-/// wrong answer, because every command still looks its machine up in libvirt.
+/// It also keeps a handle on each machine of the calls connection, so that a read need not look
+/// its machine up first. Neither use can go wrong on a stale entry: a lane too many costs some
+/// waiting, and a read checks the handle's name and existence in the call that reads its state.
 final class MachineDirectory: Sendable {
     private struct Table {
         var uuidByName: [String: String] = [:]
         var nameByUUID: [String: String] = [:]
+        var handles: [String: Domain] = [:]
 
         mutating func remove(uuid: String) {
+            handles.removeValue(forKey: uuid)
             if let name = nameByUUID.removeValue(forKey: uuid), uuidByName[name] == uuid {
                 uuidByName.removeValue(forKey: name)
             }
@@ -21,22 +24,43 @@ final class MachineDirectory: Sendable {
 
     private let table = Mutex(Table())
 
-    /// Replaces everything known with one listing of the driver's machines.
-    func replaceAll(_ machines: [(name: String, uuid: String)]) {
+    /// Replaces everything known with one listing of the calls connection's machines.
+    func replaceAll(_ machines: [Domain]) {
         var fresh = Table()
         for m in machines {
-            fresh.uuidByName[m.name] = m.uuid
-            fresh.nameByUUID[m.uuid] = m.name
+            let uuid = m.uuid
+            fresh.uuidByName[m.name] = uuid
+            fresh.nameByUUID[uuid] = m.name
+            fresh.handles[uuid] = m
         }
         table.withLock { $0 = fresh }
+    }
+
+    /// Keeps a handle a lookup on the calls connection found, with its name and UUID.
+    func remember(_ domain: Domain) {
+        learn(name: domain.name, uuid: domain.uuid)
+        table.withLock { $0.handles[domain.uuid] = domain }
+    }
+
+    /// The handle kept for the machine this spelling names, if any: by UUID for a UUID's
+    /// spelling, by name otherwise.
+    func handle(for machine: String) -> Domain? {
+        let uuid = Connection.canonicalUUID(machine)
+        return table.withLock { t in
+            if let uuid { return t.handles[uuid] }
+            return t.uuidByName[machine].flatMap { t.handles[$0] }
+        }
     }
 
     /// Records that `name` is the machine with `uuid` (a define, or the new name of a rename).
     func learn(name: String, uuid: String) {
         table.withLock { t in
             guard t.uuidByName[name] != uuid || t.nameByUUID[uuid] != name else { return }
+            // A rename keeps the machine, and its handle.
+            let handle = t.handles[uuid]
             t.remove(uuid: uuid)
-            if let previous = t.uuidByName[name] { t.nameByUUID.removeValue(forKey: previous) }
+            t.handles[uuid] = handle
+            if let previous = t.uuidByName[name] { t.remove(uuid: previous) }
             t.uuidByName[name] = uuid
             t.nameByUUID[uuid] = name
         }
