@@ -6,13 +6,18 @@ import Testing
 @testable import ECPEngine
 
 /// A job for the dispatcher alone: its number and the lanes it holds.
-private final class TestJob: Sendable {
+private final class TestJob: DispatchJob {
     let n: Int
     let lanes: [String]
-    init(_ n: Int, _ lanes: [String]) {
+    /// Jobs of one non-nil group that wait next to each other share a run.
+    let group: String?
+    init(_ n: Int, _ lanes: [String], group: String? = nil) {
         self.n = n
         self.lanes = lanes
+        self.group = group
     }
+
+    func mayShareRun(with head: TestJob) -> Bool { group != nil && group == head.group }
 }
 
 /// What the jobs saw while they ran.
@@ -41,7 +46,7 @@ private func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool
 struct DispatcherTests {
     private static func start(threads: Int, record: Record) -> Dispatcher<TestJob> {
         let dispatcher = Dispatcher<TestJob>(threads: threads, name: "test-exec")
-        dispatcher.start { [dispatcher] job in
+        dispatcher.start { [dispatcher] job, _ in
             record.state.withLock { s in
                 for lane in job.lanes {
                     s.running[lane, default: 0] += 1
@@ -116,7 +121,7 @@ struct DispatcherReleaseTests {
         let gate = DispatchSemaphore(value: 0)
         let done = DispatchSemaphore(value: 0)
         let dispatcher = Dispatcher<TestJob>(threads: 2, name: "test-exec")
-        dispatcher.start { [dispatcher] job in
+        dispatcher.start { [dispatcher] job, _ in
             if job.n == 0 { gate.wait() }
             order.withLock { $0.append(job.n) }
             dispatcher.release(job)
@@ -135,5 +140,71 @@ struct DispatcherReleaseTests {
         dispatcher.submit(last, lanes: last.lanes)
         #expect(done.wait(timeout: .now() + 10) == .success)
         #expect(order.withLock { $0 } == [0, 1, 3, 4, 9])
+    }
+}
+
+@Suite("Dispatcher: shared runs")
+struct DispatcherSharingTests {
+    /// Behind a change that holds the lane, reads and changes queue; each run of reads that wait
+    /// next to each other is one run, and a change between them keeps its place.
+    @Test("reads waiting next to each other behind a change share one run; a change between them splits them")
+    func readsShareARun() {
+        let runs = Mutex<[[Int]]>([])
+        let gate = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let dispatcher = Dispatcher<TestJob>(threads: 4, name: "test-exec")
+        dispatcher.start { [dispatcher] job, sharing in
+            if job.n == 0 { gate.wait() }
+            runs.withLock { $0.append([job.n] + sharing.map(\.n)) }
+            for j in CollectionOfOne(job) + sharing {
+                dispatcher.release(j)
+                done.signal()
+            }
+        }
+        defer { dispatcher.stop() }
+        // 0 a change; 1-4 reads; 5 a change; 6-7 reads; 8 a read of another group; 9 a read
+        // that also names lane b, so it is not right behind 8 in the same lanes.
+        let jobs = [
+            TestJob(0, ["a"]),
+            TestJob(1, ["a"], group: "r"), TestJob(2, ["a"], group: "r"), TestJob(3, ["a"], group: "r"),
+            TestJob(4, ["a"], group: "r"),
+            TestJob(5, ["a"]),
+            TestJob(6, ["a"], group: "r"), TestJob(7, ["a"], group: "r"),
+            TestJob(8, ["a"], group: "s"),
+            TestJob(9, ["a", "b"], group: "s"),
+        ]
+        for job in jobs { dispatcher.submit(job, lanes: job.lanes) }
+        gate.signal()
+        for _ in jobs { #expect(done.wait(timeout: .now() + 10) == .success) }
+        #expect(runs.withLock { $0 } == [[0], [1, 2, 3, 4], [5], [6, 7], [8], [9]])
+    }
+
+    @Test("a read that arrives while a run of reads is under way waits for the next run")
+    func lateReadWaits() {
+        let runs = Mutex<[[Int]]>([])
+        let running = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let dispatcher = Dispatcher<TestJob>(threads: 2, name: "test-exec")
+        dispatcher.start { [dispatcher] job, sharing in
+            if job.n == 0 {
+                running.signal()
+                gate.wait()
+            }
+            runs.withLock { $0.append([job.n] + sharing.map(\.n)) }
+            for j in CollectionOfOne(job) + sharing {
+                dispatcher.release(j)
+                done.signal()
+            }
+        }
+        defer { dispatcher.stop() }
+        let first = TestJob(0, ["a"], group: "r")
+        dispatcher.submit(first, lanes: first.lanes)
+        #expect(running.wait(timeout: .now() + 10) == .success)
+        let late = [TestJob(1, ["a"], group: "r"), TestJob(2, ["a"], group: "r")]
+        for job in late { dispatcher.submit(job, lanes: job.lanes) }
+        gate.signal()
+        for _ in 0..<3 { #expect(done.wait(timeout: .now() + 10) == .success) }
+        #expect(runs.withLock { $0 } == [[0], [1, 2]])
     }
 }

@@ -39,6 +39,27 @@ struct MachineLaneTests {
         #expect(order.0! < order.1!, "suspend answered before resume")
     }
 
+    @Test("reads queued between changes each see the change before them, though they share reads")
+    func readsBetweenChanges() throws {
+        let node = try NodeFile([("a", true)])
+        let sink = MemorySink()
+        let engine = makeEngine(uri: node.uri, sink: sink, maxParallel: 4)
+        var expected: [String: String] = [:]
+        for round in 0..<20 {
+            let op = round % 2 == 0 ? "suspend" : "resume"
+            engine.submit(#"{"v":1,"id":"c\#(round)","op":"\#(op)","machine":"a"}"#)
+            for i in 0..<10 {
+                engine.submit(#"{"v":1,"id":"r\#(round)-\#(i)","op":"status","machine":"a"}"#)
+                expected["r\(round)-\(i)"] = round % 2 == 0 ? "paused" : "running"
+            }
+        }
+        for (id, state) in expected {
+            let r = try #require(sink.result(id))
+            #expect((r["data"] as? [String: Any])?["state"] as? String == state, "\(id): \(r)")
+            #expect(r["state"] as? String == state, "\(id): \(r)")
+        }
+    }
+
     @Test("the directory follows defines, renames and undefines")
     func directoryFollowsEvents() {
         let directory = MachineDirectory()

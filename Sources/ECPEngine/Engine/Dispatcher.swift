@@ -4,12 +4,22 @@ import Glibc
 import Synchronization
 import Threading
 
+/// A job the dispatcher can run, and whether it may share a run with another.
+protocol DispatchJob: AnyObject, Sendable {
+    /// Whether this job, waiting right behind `head` in every one of its lanes, is answered by
+    /// `head`'s run: a read of the same machine that came before that run began.
+    func mayShareRun(with head: Self) -> Bool
+}
+
 /// Runs jobs on a bounded pool of threads of its own (libvirt calls block, so they stay off
 /// Swift's cooperative pool), one job at a time per lane (per machine), lanes in parallel.
 ///
 /// A job holds its lanes from the moment it is taken until `release` is called for it: jobs for
-/// the same machine run in arrival order, never at once.
-final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
+/// the same machine run in arrival order, never at once. The exception is jobs that may share a
+/// run: when a thread takes a job, the jobs right behind it in its lanes that may share its run
+/// are handed over with it, and one run answers them all (reads that wait behind a change need
+/// not each read again once it is done).
+final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock, on
     // which the idle threads sleep.
     private let condition = Condition()
@@ -32,7 +42,9 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
     /// job of its lane to that same thread: no wake-up, no context switch.
     private var runningOn: [ObjectIdentifier: pthread_t] = [:]
     private var handoff: [pthread_t: Job] = [:]
-    private var execute: (@Sendable (Job) -> Void)?
+    private var execute: (@Sendable (Job, [Job]) -> Void)?
+    /// The most jobs one run answers.
+    private let maxSharing = 256
     private let threadCount: Int
     private let name: String
 
@@ -46,9 +58,9 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         self.groupLimit = max(1, groupLimit)
     }
 
-    /// Starts the threads; `execute` runs one job, and whoever finishes it calls `release`. Jobs
-    /// submitted before wait until then.
-    func start(execute: @escaping @Sendable (Job) -> Void) {
+    /// Starts the threads; `execute` runs one job with the jobs that share its run, and whoever
+    /// finishes each of them calls `release` for it. Jobs submitted before wait until then.
+    func start(execute: @escaping @Sendable (Job, [Job]) -> Void) {
         condition.lock()
         self.execute = execute
         condition.unlock()
@@ -186,6 +198,25 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
         return ready.firstIndex { !limited.contains(ObjectIdentifier($0)) }
     }
 
+    /// The jobs right behind `head` in every one of its lanes, in order, that may share its run;
+    /// they now hold the lanes with it. Taken when the run begins, so each came before it.
+    private func takeSharing(_ head: Job) -> [Job] {
+        guard let keys = lanesOf[ObjectIdentifier(head)], let lane = lanes[keys[0]], lane.count > 1 else { return [] }
+        var out: [Job] = []
+        var position = 1
+        while out.count < maxSharing, position < lane.count {
+            let next = lane[position]
+            guard next.mayShareRun(with: head), let nextKeys = lanesOf[ObjectIdentifier(next)],
+                nextKeys.count == keys.count, Set(nextKeys) == Set(keys),
+                keys.allSatisfy({ key in lanes[key].map { $0.count > position && $0[position] === next } ?? false })
+            else { break }
+            holders.insert(ObjectIdentifier(next))
+            out.append(next)
+            position += 1
+        }
+        return out
+    }
+
     private func loop() {
         let waiter = condition.makeWaiter()
         while true {
@@ -211,13 +242,16 @@ final class Dispatcher<Job: AnyObject & Sendable>: @unchecked Sendable {
                 job = ready.remove(at: index)
             }
             runningOn[ObjectIdentifier(job)] = me
+            let sharing = takeSharing(job)
+            for other in sharing { runningOn[ObjectIdentifier(other)] = me }
             let isLimited = limited.contains(ObjectIdentifier(job))
             if isLimited { limitedRunning += 1 }
             let execute = self.execute
             condition.unlock()
-            execute?(job)
+            execute?(job, sharing)
             condition.lock()
             runningOn.removeValue(forKey: ObjectIdentifier(job))
+            for other in sharing { runningOn.removeValue(forKey: ObjectIdentifier(other)) }
             if isLimited {
                 limited.remove(ObjectIdentifier(job))
                 limitedRunning -= 1

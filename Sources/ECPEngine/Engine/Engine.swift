@@ -54,7 +54,7 @@ public struct EngineConfiguration: Sendable {
 }
 
 /// One accepted command on its way through the dispatcher.
-final class Job: Sendable {
+final class Job: DispatchJob {
     let command: Command
     let origin: Origin
     let acceptedAt: UInt64
@@ -75,6 +75,12 @@ final class Job: Sendable {
         self.acceptedAt = monotonicNanos()
         self.lanes = lanes
         self.task = task
+    }
+
+    /// `status` of the same machine, in the same spelling: what one read says answers both.
+    func mayShareRun(with head: Job) -> Bool {
+        task == nil && head.task == nil && command.op == .status && head.command.op == .status
+            && command.machine == head.command.machine
     }
 
     /// Whether the job has been finished (answered, timed out or cancelled).
@@ -209,8 +215,8 @@ public final class Engine: Sendable {
         self.dispatcher = Dispatcher<Job>(
             threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
         box.engine = self
-        dispatcher.start { [weak self] job in
-            self?.run(job)
+        dispatcher.start { [weak self] job, sharing in
+            self?.run(job, sharing: sharing)
         }
     }
 
@@ -360,20 +366,21 @@ public final class Engine: Sendable {
 
     // MARK: execution
 
-    private func run(_ job: Job) {
+    /// Runs a job, and answers the jobs that share its run with the same outcome.
+    private func run(_ job: Job, sharing: [Job]) {
         // A job whose deadline passed while it waited is not run at all. Its lanes were freed
         // when it was answered; if it was answered before it was queued, they are freed here.
-        if job.isFinished {
-            dispatcher.release(job)
+        var jobs: [Job] = []
+        for j in CollectionOfOne(job) + sharing {
+            if j.isFinished { dispatcher.release(j) } else { jobs.append(j) }
+        }
+        guard let first = jobs.first else { return }
+        if let task = first.task {
+            task(first)
             return
         }
-        if let task = job.task {
-            task(job)
-            return
-        }
-        let command = job.command
-        let outcome = operations.run(command)
-        finish(job, outcome: outcome)
+        let outcome = operations.run(first.command)
+        for j in jobs { finish(j, outcome: outcome) }
     }
 
     private func expire(_ job: Job) {
