@@ -49,9 +49,12 @@ struct HostInfo: Encodable, Sendable {
     /// The guests' domain type: kvm, or qemu (TCG) when the host has no usable /dev/kvm.
     var domainType: String?
     var emulator: String?
+    /// How long defining and starting the guests took, before the run (load runs).
+    var guestsStartS: Double?
 
     enum CodingKeys: String, CodingKey {
         case uri, guests, hypervisor, emulator
+        case guestsStartS = "guests_start_s"
         case hypervisorVersion = "hypervisor_version"
         case domainType = "domain_type"
     }
@@ -59,6 +62,7 @@ struct HostInfo: Encodable, Sendable {
     var summary: String {
         "\(uri), \(hypervisor)" + (hypervisorVersion.map { " \($0)" } ?? "")
             + (guests > 0 ? ", \(guests) guests of the bench" + (domainType.map { " (\($0), 32 MiB, 1 vCPU)" } ?? "") : "")
+            + (guestsStartS.map { String(format: ", started in %.1f s", $0) } ?? "")
     }
 }
 
@@ -139,43 +143,57 @@ final class HostGuests: Sendable {
         if start { try startAll() }
     }
 
-    /// Starts every guest that is shut off. A first start that fails under kvm (a /dev/kvm the
-    /// daemon cannot use, as in some nested VMs) makes every guest qemu (TCG) and tries again.
+    /// Starts every guest that is shut off: the first alone, the others at once (a QEMU start
+    /// waits mostly on the daemon and the new process, not on this thread). A first start that
+    /// fails under kvm (a /dev/kvm the daemon cannot use, as in some nested VMs) makes every guest
+    /// qemu (TCG) and tries again.
     func startAll() throws {
         try state.withLock { s in
-            for (k, guest) in s.guests.enumerated() {
-                guard !s.removed else { throw BenchFailure(1, "interrupted") }
+            guard !s.removed else { throw BenchFailure(1, "interrupted") }
+            guard let guest = s.guests.first else { return }
+            do {
+                let domain = try connection.lookup(name: guest.name)
+                if try !domain.isActive() { try domain.create() }
+            } catch let error as LibvirtError where s.domainType == "kvm" {
+                note("guest \(guest.name) does not start under kvm (\(error)); the guests run under qemu (TCG) instead")
+                s.domainType = "qemu"
+                for g in s.guests { try define(g, type: "qemu") }
                 do {
-                    let domain = try connection.lookup(name: guest.name)
-                    if try domain.isActive() { continue }
-                    try domain.create()
-                } catch let error as LibvirtError where k == 0 && s.domainType == "kvm" {
-                    note("guest \(guest.name) does not start under kvm (\(error)); the guests run under qemu (TCG) instead")
-                    s.domainType = "qemu"
-                    for g in s.guests { try define(g, type: "qemu") }
-                    do {
-                        try connection.lookup(name: guest.name).create()
-                    } catch {
-                        throw BenchFailure(2, "cannot start guest \(guest.name) on \(uri): \(error)")
-                    }
+                    try connection.lookup(name: guest.name).create()
                 } catch {
                     throw BenchFailure(2, "cannot start guest \(guest.name) on \(uri): \(error)")
                 }
+            } catch {
+                throw BenchFailure(2, "cannot start guest \(guest.name) on \(uri): \(error)")
+            }
+            let failures = forEachAtOnce(Array(s.guests.dropFirst())) { domain in
+                if try !domain.isActive() { try domain.create() }
+            }
+            if let (name, error) = failures.first { throw BenchFailure(2, "cannot start guest \(name) on \(uri): \(error)") }
+        }
+    }
+
+    /// Runs `body` on the domain of each guest, several at once; returns the failures.
+    private func forEachAtOnce(_ guests: [Guest], _ body: @Sendable (Domain) throws -> Void) -> [(String, any Error)] {
+        let failures = Mutex<[(String, String)]>([])
+        DispatchQueue.concurrentPerform(iterations: guests.count) { k in
+            do {
+                try body(try connection.lookup(name: guests[k].name))
+            } catch {
+                let text = "\(error)"
+                failures.withLock { $0.append((guests[k].name, text)) }
             }
         }
+        return failures.withLock { $0 }.map { ($0.0, BenchFailure(2, $0.1) as any Error) }
     }
 
     /// Powers every running guest off (they stay defined).
     func destroyAll() throws {
         try state.withLock { s in
-            for guest in s.guests {
-                do {
-                    let domain = try connection.lookup(name: guest.name)
-                    if try domain.isActive() { try domain.destroy() }
-                } catch {
-                    throw BenchFailure(1, "cannot destroy guest \(guest.name) on \(uri): \(error)")
-                }
+            let failures = forEachAtOnce(s.guests) { domain in
+                if try domain.isActive() { try domain.destroy() }
             }
+            if let (name, error) = failures.first { throw BenchFailure(1, "cannot destroy guest \(name) on \(uri): \(error)") }
         }
     }
 
@@ -185,6 +203,9 @@ final class HostGuests: Sendable {
     func remove() -> [String] {
         state.withLock { s in
             s.removed = true
+            _ = forEachAtOnce(s.guests) { domain in
+                if try domain.isActive() { try domain.destroy() }
+            }
             var left: [String] = []
             for guest in s.guests {
                 guard let domain = try? connection.lookup(name: guest.name) else { continue }

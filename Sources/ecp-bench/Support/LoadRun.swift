@@ -169,7 +169,13 @@ struct LoadRunner {
         let fixture = spawnWorker ? testMachines.map { RestoreFixture(count: $0, running: true) } : nil
         // A real host's guests run before the worker starts, so that it finds them as a host has them.
         let realHost = spawnWorker ? try hostURI.map { try HostGuests(uri: $0) } : nil
-        if let realHost, let hostGuests { try realHost.create(count: hostGuests, start: true) }
+        var hostInfo: HostInfo?
+        if let realHost {
+            let setUp = Clock.nanos()
+            if let hostGuests { try realHost.create(count: hostGuests, start: true) }
+            hostInfo = realHost.info()
+            if hostGuests != nil { hostInfo?.guestsStartS = Format.tenth(Clock.ms(from: setUp, to: Clock.nanos()) / 1000) }
+        }
         let context = try Context()
         let worker: SpawnedWorker?
         let session: LoadSession
@@ -273,7 +279,7 @@ struct LoadRunner {
         if let worker { worker.stop(graceSeconds: 15) }
         return LoadReport(
             workerID: workerID, workerPID: pid, spawned: worker != nil, plan: plan, outcome: outcome,
-            handshakeMs: handshakeMs, memory: memory, notRestored: notRestored, host: realHost?.info())
+            handshakeMs: handshakeMs, memory: memory, notRestored: notRestored, host: hostInfo)
     }
 
     /// Starts a worker on free ports (on `host` when given, else on `test:///default`), its commands

@@ -71,11 +71,14 @@ enum InterruptHandler {
     static func install() {
         holder.lock.withLock {
             guard holder.sources.isEmpty else { return }
+            // A reader that goes away (`ecp-bench ... | head`) must not kill the bench before it
+            // has stopped its workers and removed its guests: a failed write is ignored instead.
+            signal(SIGPIPE, SIG_IGN)
             for sig in [SIGINT, SIGTERM] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
                 source.setEventHandler {
-                    FileHandle.standardError.write(Data("ecp-bench: interrupted, stopping spawned workers and removing the bench's guests\n".utf8))
+                    try? FileHandle.standardError.write(contentsOf: Data("ecp-bench: interrupted, stopping spawned workers and removing the bench's guests\n".utf8))
                     Cleanup.all(graceSeconds: 5)
                     exit(128 + sig)
                 }
