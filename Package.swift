@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "ecp-bench",
             dependencies: [
-                "ZeroMQ", "ECPProtocol", "WorkerLauncher",
+                "ZeroMQ", "ECPProtocol", "WorkerLauncher", "Libvirt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

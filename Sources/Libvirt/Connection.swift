@@ -111,6 +111,33 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
+    /// The driver's name for the hypervisor, for example `"QEMU"` or `"TEST"` (`virConnectGetType`).
+    public func hypervisorType() throws(LibvirtError) -> String {
+        try withPointer("virConnectGetType") { pointer -> String? in
+            // The string belongs to the driver: not freed.
+            virConnectGetType(pointer).map { String(cString: $0) }
+        }
+    }
+
+    /// The hypervisor's version as `major.minor.release`, for example `"7.2.0"` (`virConnectGetVersion`).
+    public func hypervisorVersion() throws(LibvirtError) -> String {
+        try withPointer("virConnectGetVersion") { pointer -> String? in
+            var version: UInt = 0
+            guard virConnectGetVersion(pointer, &version) == 0 else { return nil }
+            return "\(version / 1_000_000).\((version / 1000) % 1000).\(version % 1000)"
+        }
+    }
+
+    /// The host's capabilities XML: its CPU, and the guest types, emulators and domain types it
+    /// offers (`virConnectGetCapabilities`).
+    public func capabilities() throws(LibvirtError) -> String {
+        try withPointer("virConnectGetCapabilities") { pointer -> String? in
+            guard let raw = virConnectGetCapabilities(pointer) else { return nil }
+            defer { free(raw) }
+            return String(cString: raw)
+        }
+    }
+
     /// Finds a domain by name (`virDomainLookupByName`).
     public func lookup(name: String) throws(LibvirtError) -> Domain {
         try withPointer("virDomainLookupByName") { pointer in

@@ -22,11 +22,17 @@ struct ThroughputCommand: ParsableCommand {
             With --worker-pid (or --spawn) it reads the worker's resident memory (VmRSS) before \
             and after.
 
+            With --spawn --uri qemu:///system --guests N the started worker runs on that libvirt \
+            daemon, and the bench first defines and starts N tiny guests of its own, which the ops \
+            that need a machine take in turn; it destroys and undefines them at the end, also on \
+            failure or interruption.
+
             Examples:
               ecp-bench throughput --spawn
               ecp-worker --worker-id w1 &     # default endpoints, test driver
               ecp-bench throughput --worker-id w1 --worker-pid $! --window 128
               ecp-bench throughput --spawn --mix status=1 --json
+              ecp-bench throughput --spawn --uri qemu:///system --guests 8 --mix status=1
             """)
 
     @Option(help: "Commands to send.")
@@ -37,18 +43,20 @@ struct ThroughputCommand: ParsableCommand {
 
     @OptionGroup(title: "Worker") var target: TargetOptions
     @OptionGroup(title: "Started worker") var spawn: SpawnOptions
+    @OptionGroup(title: "Real host") var host: HostOptions
     @OptionGroup(title: "Load") var load: LoadOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         try spawn.check(against: target)
+        try host.check(spawn: target.spawn, testMachines: spawn.testMachines)
         try LoadBounds.check(count: count, window: window)
     }
 
     func run() throws {
         try guarded {
             let report = try LoadRunner(
-                target: target, spawn: spawn, load: load, count: count, window: window, label: "throughput"
+                target: target, spawn: spawn, load: load, count: count, window: window, label: "throughput", host: host
             ).run()
             emitLoad(report, name: "throughput", asJSON: output.json)
             return report.exitStatus
@@ -64,6 +72,7 @@ func emitLoad(_ report: LoadReport, name: String, asJSON: Bool) {
     let named = list.count <= 4 ? list.joined(separator: ",") : "\(list[0]) ... \(list[list.count - 1]) (\(list.count))"
     let machines = report.plan.mix.needsMachine ? ", machines \(named)" : ""
     var table = Table("ecp-bench \(name): \(who), window \(report.plan.window), mix \(report.plan.mix)\(machines)")
+    if let host = report.host { table.add("host", host.summary) }
     report.rows(into: &table)
     if let m = report.memory {
         table.add("rss before", Format.kib(m.before))

@@ -126,6 +126,67 @@ struct BenchTests {
     }
 }
 
+/// ecp-bench on the real hypervisor: guests of the bench's own on `qemu:///system`, measured and
+/// then removed. Part of the hypervisor tier (see HypervisorTests.swift): skipped when the daemon
+/// does not answer, unless the tier is required.
+@Suite(
+    "ecp-bench on qemu:///system", .serialized,
+    .enabled(if: HypervisorHost.tierEnabled, "qemu:///system does not answer; the reason is printed"))
+struct BenchHypervisorTests {
+    /// The names of every domain of the host.
+    static func domains() throws -> [String] {
+        let virsh = try #require(HypervisorHost.executable("virsh"))
+        let out = try HypervisorHost.run(virsh, ["-c", HypervisorHost.uri, "list", "--all", "--name"], timeout: .seconds(30))
+        guard out.ok else { throw HypervisorError(description: "virsh list failed: \(out.text)") }
+        return out.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    @Test("latency and restore with --uri qemu:///system --guests 2: figures printed, the bench's guests gone afterwards, the host's others untouched")
+    func realHost() throws {
+        try HypervisorHost.require()
+        let lock = try HypervisorTierLock()
+        defer { withExtendedLifetime(lock) {} }
+        let others = try Self.domains().filter { !$0.hasPrefix("ecp-bench-") }.sorted()
+
+        let latency = try BenchRun.run(
+            ["latency", "--spawn", "--uri", HypervisorHost.uri, "--guests", "2", "--count", "200", "--mix", "status=1"])
+        #expect(latency.status == 0, "\(latency)")
+        let lines = latency.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        func row(_ label: String) -> String? { lines.first { $0.hasPrefix(label + "  ") } }
+        let title = try #require(lines.first, "\(latency)")
+        #expect(title.contains("machines ecp-bench-") && title.hasSuffix("-2"), "\(latency)")
+        let host = try #require(row("host"), "\(latency)")
+        #expect(host.contains(HypervisorHost.uri) && host.contains("QEMU") && host.contains("2 guests of the bench"), "\(host)")
+        #expect(row("commands")?.hasSuffix("200 answered of 200") == true, "\(latency)")
+        #expect(row("failed")?.hasSuffix(" 0") == true, "\(latency)")
+        for p in ["p50", "p99", "max"] {
+            #expect(row("latency \(p)")?.hasSuffix(" µs") == true, "\(latency)")
+        }
+        #expect(try Self.domains().filter { $0.hasPrefix("ecp-bench-") }.isEmpty, "guests left after latency")
+
+        let restore = try BenchRun.run(["restore", "--uri", HypervisorHost.uri, "--guests", "2", "--rounds", "1", "--json"], limit: .seconds(240))
+        #expect(restore.status == 0, "\(restore)")
+        let json = try restore.json()
+        #expect(json["benchmark"]?.stringValue == "restore")
+        #expect(json["complete"]?.boolValue == true, "\(restore)")
+        #expect(json["host"]?["uri"]?.stringValue == HypervisorHost.uri, "\(restore)")
+        #expect(json["host"]?["guests"]?.intValue == 2, "\(restore)")
+        #expect(json["host"]?["hypervisor"]?.stringValue == "QEMU", "\(restore)")
+        let runs = try #require(json["runs"]?.arrayValue, "\(restore)")
+        #expect(runs.count == 2, "\(restore)")
+        #expect(runs.allSatisfy { $0["counts"]?["started"]?.intValue == 2 }, "\(restore)")
+        #expect(runs.contains { $0["restore_parallel"]?.intValue == 1 }, "\(restore)")
+        for mode in ["parallel", "sequential"] {
+            #expect((json[mode]?["worker_ms_median"]?.doubleValue ?? 0) > 0, "\(mode): \(restore)")
+        }
+        #expect((json["ratio_worker"]?.doubleValue ?? 0) > 0, "\(restore)")
+
+        let after = try Self.domains()
+        #expect(after.filter { $0.hasPrefix("ecp-bench-") }.isEmpty, "guests left: \(after)")
+        #expect(after.filter { !$0.hasPrefix("ecp-bench-") }.sorted() == others, "the host's other domains changed: \(after)")
+    }
+}
+
 /// One run of the ecp-bench executable, its output in files (no pipe to fill), with a time limit.
 private struct BenchRun: CustomStringConvertible {
     var arguments: [String]

@@ -11,6 +11,14 @@ struct DefaultDriverTests {
         #expect(try !connection.hostname().isEmpty)
     }
 
+    @Test func describesTheHypervisor() throws {
+        let connection = try Connection(uri: "test:///default")
+        #expect(try connection.hypervisorType() == "TEST")
+        #expect(try connection.hypervisorVersion().split(separator: ".").count == 3)
+        let capabilities = try connection.capabilities()
+        #expect(capabilities.contains("<capabilities>") && capabilities.contains("<guest>"))
+    }
+
     @Test func reportsLibraryVersion() {
         let parts = Libvirt.version.split(separator: ".")
         #expect(parts.count == 3)

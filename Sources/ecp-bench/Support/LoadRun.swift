@@ -48,6 +48,8 @@ struct LoadReport {
     var memory: RunMemory?
     /// Machines whose starting state could not be put back.
     var notRestored: [String] = []
+    /// A real libvirt host the started worker ran on (nil: the test driver).
+    var host: HostInfo?
 
     /// 0: complete and every command succeeded; 3: complete with failures; 1: incomplete.
     var exitStatus: Int32 {
@@ -85,7 +87,7 @@ struct LoadReport {
             ok: outcome.ok, failed: outcome.failed, complete: outcome.complete, stopReason: outcome.stopReason,
             elapsedS: (outcome.elapsedSeconds * 1000).rounded() / 1000,
             commandsPerS: outcome.commandsPerSecond.rounded(), latencyUs: LatencySummary(outcome.latency),
-            ops: ops, failures: outcome.failures, handshakeMs: Format.tenth(handshakeMs), rssKiB: memory)
+            ops: ops, failures: outcome.failures, handshakeMs: Format.tenth(handshakeMs), rssKiB: memory, host: host)
     }
 }
 
@@ -111,9 +113,10 @@ struct LoadJSON: Encodable {
     var failures: [String: FailureKind]
     var handshakeMs: Double
     var rssKiB: RunMemory?
+    var host: HostInfo?
 
     enum CodingKeys: String, CodingKey {
-        case benchmark, spawned, count, window, mix, machines, sent, answered, ok, failed, complete, ops, failures
+        case benchmark, spawned, host, count, window, mix, machines, sent, answered, ok, failed, complete, ops, failures
         case workerID = "worker_id"
         case workerPID = "worker_pid"
         case stopReason = "stop_reason"
@@ -153,6 +156,10 @@ struct LoadRunner {
     var warmup: Int = 0
     /// For a started worker: a generated test-driver host of this many running machines.
     var testMachines: Int?
+    /// For a started worker: a real libvirt daemon instead of the test driver.
+    var hostURI: String?
+    /// On `hostURI`: this many running guests of the bench's own.
+    var hostGuests: Int?
 
     func run() throws -> LoadReport {
         let begin = Clock.nanos()
@@ -160,6 +167,15 @@ struct LoadRunner {
         let mix = try OpMix(parsing: load.mix)
         // A started worker's generated host, when asked for.
         let fixture = spawnWorker ? testMachines.map { RestoreFixture(count: $0, running: true) } : nil
+        // A real host's guests run before the worker starts, so that it finds them as a host has them.
+        let realHost = spawnWorker ? try hostURI.map { try HostGuests(uri: $0) } : nil
+        var hostInfo: HostInfo?
+        if let realHost {
+            let setUp = Clock.nanos()
+            if let hostGuests { try realHost.create(count: hostGuests, start: true) }
+            hostInfo = realHost.info()
+            if hostGuests != nil { hostInfo?.guestsStartS = Format.tenth(Clock.ms(from: setUp, to: Clock.nanos()) / 1000) }
+        }
         let context = try Context()
         let worker: SpawnedWorker?
         let session: LoadSession
@@ -167,7 +183,7 @@ struct LoadRunner {
         let pid: Int32?
 
         if spawnWorker {
-            let started = try startWorker(context: context, deadline: deadline, host: fixture)
+            let started = try startWorker(context: context, deadline: deadline, host: fixture, uri: hostURI)
             (session, worker) = (started.0, started.1)
             workerID = session.workerID
             pid = started.1.pid
@@ -195,6 +211,9 @@ struct LoadRunner {
         var machines = load.machineList
         if let fixture, load.machine == nil, load.machines == nil {
             machines = fixture.machines.map(\.name)
+        }
+        if let realHost, hostGuests != nil, load.machine == nil, load.machines == nil {
+            machines = realHost.guests.map(\.name)
         }
         var pausedAtStart = [Bool](repeating: false, count: machines.count)
         if mix.needsMachine {
@@ -260,15 +279,15 @@ struct LoadRunner {
         if let worker { worker.stop(graceSeconds: 15) }
         return LoadReport(
             workerID: workerID, workerPID: pid, spawned: worker != nil, plan: plan, outcome: outcome,
-            handshakeMs: handshakeMs, memory: memory, notRestored: notRestored)
+            handshakeMs: handshakeMs, memory: memory, notRestored: notRestored, host: hostInfo)
     }
 
     /// Starts a worker on free ports (on `host` when given, else on `test:///default`), its commands
     /// socket connected to the bench's PUB, and waits until its control socket answers. A worker that could not bind (a port taken since it was
     /// found free) is started again on other ports, up to three times.
-    private func startWorker(context: Context, deadline: UInt64, host: RestoreFixture?) throws -> (LoadSession, SpawnedWorker) {
+    private func startWorker(context: Context, deadline: UInt64, host: RestoreFixture?, uri realURI: String?) throws -> (LoadSession, SpawnedWorker) {
         let directory = try Cleanup.makeDirectory(label)
-        var uri = "test:///default"
+        var uri = realURI ?? "test:///default"
         if let host {
             let node = directory.appendingPathComponent("node.xml").path
             guard FileManager.default.createFile(atPath: node, contents: Data(host.nodeXML.utf8)) else {
@@ -331,10 +350,11 @@ struct LoadRunner {
 extension LoadRunner {
     /// A run as `throughput` and `latency` take it from their command lines (in an extension, so
     /// the memberwise initialiser stays).
-    init(target: TargetOptions, spawn: SpawnOptions, load: LoadOptions, count: Int, window: Int, label: String) {
+    init(target: TargetOptions, spawn: SpawnOptions, load: LoadOptions, count: Int, window: Int, label: String, host: HostOptions? = nil) {
         self.init(
             spawnWorker: target.spawn, commands: target.commands, events: target.events, workerID: target.workerId,
             workerPID: target.workerPid, binary: spawn.binary, workerArgs: spawn.workerArg, load: load,
-            count: count, window: window, label: label, testMachines: spawn.testMachines)
+            count: count, window: window, label: label, testMachines: spawn.testMachines,
+            hostURI: host?.uri, hostGuests: host?.guests)
     }
 }

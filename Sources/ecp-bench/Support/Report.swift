@@ -26,15 +26,15 @@ func emit<T: Encodable>(_ table: Table, json value: T, asJSON: Bool) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        try? FileHandle.standardOutput.write(contentsOf: data + Data("\n".utf8))
     } else {
-        FileHandle.standardOutput.write(Data(table.render().utf8))
+        try? FileHandle.standardOutput.write(contentsOf: Data(table.render().utf8))
     }
 }
 
 /// A line on standard error.
 func note(_ text: String) {
-    FileHandle.standardError.write(Data("ecp-bench: \(text)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("ecp-bench: \(text)\n".utf8))
 }
 
 /// Latency percentiles in microseconds, from a histogram of nanoseconds.

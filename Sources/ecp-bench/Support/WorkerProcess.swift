@@ -8,14 +8,16 @@ import Glibc
 import Darwin
 #endif
 
-/// What the bench started and must clean up, even when it is interrupted: worker processes, and
-/// temporary directories.
+/// What the bench started and must clean up, even when it is interrupted: worker processes,
+/// guests on a real host, and temporary directories.
 enum Cleanup {
     static let workers = Mutex<[Int32: SpawnedWorker]>([:])
     static let directories = Mutex<Set<String>>([])
+    static let hosts = Mutex<[HostGuests]>([])
 
-    /// Stops every worker still registered (SIGTERM, then SIGKILL after `graceSeconds`) and
-    /// removes the temporary directories. Safe from any thread.
+    /// Stops every worker still registered (SIGTERM, then SIGKILL after `graceSeconds`), then
+    /// destroys and undefines the bench's guests (after the workers, so that no worker acts on
+    /// them meanwhile), and removes the temporary directories. Safe from any thread.
     static func all(graceSeconds: Double = 5) {
         let started = workers.withLock { w in
             defer { w.removeAll() }
@@ -28,6 +30,14 @@ enum Cleanup {
                 worker.signal(SIGKILL)
                 worker.waitForExit(timeout: .seconds(5))
             }
+        }
+        let hostList = hosts.withLock { h in
+            defer { h.removeAll() }
+            return h
+        }
+        for host in hostList {
+            let left = host.remove()
+            if !left.isEmpty { note("could not remove guests \(left.joined(separator: ", ")) from \(host.uri)") }
         }
         let dirs = directories.withLock { d in
             defer { d.removeAll() }
@@ -61,11 +71,14 @@ enum InterruptHandler {
     static func install() {
         holder.lock.withLock {
             guard holder.sources.isEmpty else { return }
+            // A reader that goes away (`ecp-bench ... | head`) must not kill the bench before it
+            // has stopped its workers and removed its guests: a failed write is ignored instead.
+            signal(SIGPIPE, SIG_IGN)
             for sig in [SIGINT, SIGTERM] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
                 source.setEventHandler {
-                    FileHandle.standardError.write(Data("ecp-bench: interrupted, stopping spawned workers\n".utf8))
+                    try? FileHandle.standardError.write(contentsOf: Data("ecp-bench: interrupted, stopping spawned workers and removing the bench's guests\n".utf8))
                     Cleanup.all(graceSeconds: 5)
                     exit(128 + sig)
                 }
