@@ -19,6 +19,33 @@ struct DefaultDriverTests {
         #expect(capabilities.contains("<capabilities>") && capabilities.contains("<guest>"))
     }
 
+    @Test("a connection opened for calls on an in-process driver is not over a socket, and answers")
+    func opensForCalls() throws {
+        EventLoop.startDefault()
+        let (connection, overSocket) = try Connection.openForCalls(uri: "test:///default")
+        #expect(!overSocket)
+        let test = try connection.lookup(name: "test")
+        let now = try #require(try test.persistentState())
+        #expect(now.name == "test" && now.state == .running)
+        // Watches are refused only while it opens: a connection opened after it has events.
+        let watched = try Connection(uri: "test:///default")
+        #expect(watched.isAlive)
+    }
+
+    @Test("persistentState says nothing of a transient machine")
+    func transientHasNoPersistentState() throws {
+        let connection = try Connection(uri: "test:///default")
+        let name = "transient-\(UInt32.random(in: 0...UInt32.max))"
+        let domain = try connection.define(xml: "<domain type='test'><name>\(name)</name><memory>65536</memory><os><type>hvm</type></os></domain>")
+        try domain.create()
+        defer { try? domain.destroy() }
+        #expect(try domain.persistentState()?.state == .running)
+        // Undefined while running, it runs on as a transient machine.
+        try domain.undefine()
+        #expect(try domain.persistentState() == nil)
+        #expect(try !domain.isPersistent())
+    }
+
     @Test func reportsLibraryVersion() {
         let parts = Libvirt.version.split(separator: ".")
         #expect(parts.count == 3)
