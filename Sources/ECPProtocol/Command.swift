@@ -29,6 +29,12 @@ public struct Command: Sendable, Equatable {
         public var force: Bool?
         /// `define`: the domain XML.
         public var xml: String?
+        /// `replay`: messages after this seq.
+        public var sinceSeq: UInt64?
+        /// `replay`: at most this many messages.
+        public var limit: Int?
+        /// `replay`: only topics starting with one of these.
+        public var topics: [String]?
 
         public init(paused: Bool? = nil, waitMs: Int? = nil, force: Bool? = nil, xml: String? = nil) {
             self.paused = paused
@@ -62,6 +68,8 @@ public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible 
     public var field: String?
     /// A sentence saying what was wrong.
     public var detail: String
+    /// The command's op, when its arguments were what was wrong.
+    public var op: Op?
 
     public init(reason: RequestErrorReason, id: String? = nil, field: String? = nil, detail: String) {
         self.reason = reason

@@ -152,7 +152,10 @@ public struct CommandDecoder: Sendable {
         case .value(let object):
             switch decodeArguments(object, op: op) {
             case .success(let a): args = a
-            case .failure(let e): return fail(e.reason, e.field, e.detail)
+            case .failure(let e):
+                var error = RequestError(reason: e.reason, id: id, field: e.field, detail: e.detail)
+                error.op = op
+                return .failure(error)
             }
         }
         if op == .define && args.xml == nil {
@@ -204,6 +207,41 @@ public struct CommandDecoder: Sendable {
                     return bad("xml", "args.xml has a document type declaration (<!DOCTYPE); domain XML never needs one, and the entities it declares expand past any size limit")
                 }
                 args.xml = s
+            }
+        case .replay:
+            if let v = object["since_seq"], v != .null {
+                if let text = RawCommand.outOfRangeInteger(v) {
+                    return bad("since_seq", "args.since_seq must be an integer of 0 or more, got \(text), out of range")
+                }
+                guard case .int(let n) = v else { return bad("since_seq", "args.since_seq must be an integer, got \(v.typeDescription)") }
+                guard n >= 0 else { return bad("since_seq", "args.since_seq must be 0 or more, got \(n)") }
+                args.sinceSeq = UInt64(n)
+            }
+            if let v = object["limit"], v != .null {
+                let range = 1...ReplayLimits.maxPage
+                if let text = RawCommand.outOfRangeInteger(v) {
+                    return bad("limit", "args.limit must be between 1 and \(range.upperBound), got \(text), out of range")
+                }
+                guard case .int(let n) = v else { return bad("limit", "args.limit must be an integer, got \(v.typeDescription)") }
+                guard range.contains(Int(clamping: n)) else {
+                    return bad("limit", "args.limit must be between 1 and \(range.upperBound), got \(n)")
+                }
+                args.limit = Int(n)
+            }
+            if let v = object["topics"], v != .null {
+                guard let list = v.arrayValue else { return bad("topics", "args.topics must be an array of topic prefixes, got \(v.typeDescription)") }
+                guard list.count <= ReplayLimits.maxTopics else {
+                    return bad("topics", "args.topics holds \(list.count) prefixes, the limit is \(ReplayLimits.maxTopics)")
+                }
+                var topics: [String] = []
+                for (i, item) in list.enumerated() {
+                    guard let t = item.stringValue else { return bad("topics", "args.topics[\(i)] must be a string, got \(item.typeDescription)") }
+                    guard t.utf8.count <= ReplayLimits.maxTopicBytes else {
+                        return bad("topics", "args.topics[\(i)] is \(t.utf8.count) bytes, the limit is \(ReplayLimits.maxTopicBytes)")
+                    }
+                    topics.append(t)
+                }
+                args.topics = topics
             }
         default:
             break

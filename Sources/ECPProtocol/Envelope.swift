@@ -11,11 +11,15 @@ public struct Outgoing: Sendable {
     public var body: [UInt8]
     /// Where to send the same message as a direct reply, for commands that came in on the control socket.
     public var reply: ReplyRoute?
+    /// False for a reply that is not published (`replay`'s): it goes to `reply` only and takes no
+    /// number of the published stream (its `seq` is that of the newest message published before).
+    public var published: Bool
 
-    public init(topic: String, body: [UInt8], reply: ReplyRoute? = nil) {
+    public init(topic: String, body: [UInt8], reply: ReplyRoute? = nil, published: Bool = true) {
         self.topic = topic
         self.body = body
         self.reply = reply
+        self.published = published
     }
 
     public init(topic: String, body: Data, reply: ReplyRoute? = nil) {
@@ -37,6 +41,9 @@ public struct ReplyRoute: Sendable, Equatable {
 public protocol MessageSink: Sendable {
     /// Queues a message; never blocks on the network.
     func send(_ message: Outgoing)
+
+    /// The messages published in this run after `since` (`replay`), and the run's id.
+    func replay(since: UInt64, limit: Int, topics: [String]?) -> (run: String, page: ReplayPage)
 }
 
 /// Adds the envelope (`v`, `worker`, `run`, `seq`, `ts`) to a message body. One stamper per
@@ -64,8 +71,9 @@ public struct EnvelopeStamper: Sendable {
     }
 
     /// Writes the complete message into `out`, replacing what it held (its storage is reused).
-    public mutating func stamp(_ body: [UInt8], into out: inout [UInt8]) {
-        seq += 1
+    /// An unnumbered message (a reply that is not published) carries the last `seq` used.
+    public mutating func stamp(_ body: [UInt8], into out: inout [UInt8], numbered: Bool = true) {
+        if numbered { seq += 1 }
         out.removeAll(keepingCapacity: true)
         out.reserveCapacity(prefix.count + body.count + 48)
         out.append(contentsOf: prefix)

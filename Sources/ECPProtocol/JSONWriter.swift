@@ -244,6 +244,8 @@ extension ResultMessage {
         if let state { w.key("state"); w.string(state) }
         if let data {
             w.key("data"); w.value(data)
+        } else if let dataJSON {
+            w.key("data"); w.raw(dataJSON)
         }
         if let error {
             w.key("error")

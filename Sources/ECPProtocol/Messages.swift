@@ -39,6 +39,9 @@ public struct ResultMessage: Codable, Sendable, Equatable {
     /// false when the command changed a machine's state but the state table could not be written:
     /// a host reboot now would restore the previous desired state. Absent when the change was saved.
     public var saved: Bool?
+    /// `data` already written as JSON (`replay`'s, which holds messages exactly as published);
+    /// used when `data` is nil, and not part of the Codable form.
+    public var dataJSON: [UInt8]?
 
     enum CodingKeys: String, CodingKey {
         case type, id, op, machine, ok, changed, state, data, error, duplicate, saved

@@ -3,12 +3,14 @@ public enum Op: String, Sendable, CaseIterable, Codable {
     case start, shutdown, destroy, reboot, suspend, resume
     case define, undefine, status, list
     case restore, report, ping
+    /// Published messages of this run again, for a subscriber that missed some (control socket only).
+    case replay
 
     /// Whether the command must name a machine.
     public var needsMachine: Bool {
         switch self {
         case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .undefine, .status: return true
-        case .define, .list, .restore, .report, .ping: return false
+        case .define, .list, .restore, .report, .ping, .replay: return false
         }
     }
 
@@ -16,7 +18,7 @@ public enum Op: String, Sendable, CaseIterable, Codable {
     public var changesState: Bool {
         switch self {
         case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .define, .undefine: return true
-        case .status, .list, .restore, .report, .ping: return false
+        case .status, .list, .restore, .report, .ping, .replay: return false
         }
     }
 

@@ -47,6 +47,11 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         /// The worker's CURVE secret key: when set, every socket is a CURVE server whose clients
         /// the ZAP handler vets.
         public var curveSecretKey: String?
+        /// What `replay` can give back: the newest published messages, within both bounds.
+        public var replayMessages = Options.defaultReplayMessages
+        public var replayBytes = Options.defaultReplayBytes
+        public static let defaultReplayMessages = 10_000
+        public static let defaultReplayBytes = 16 << 20
         public init() {}
     }
 
@@ -72,6 +77,9 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
     /// The I/O thread's buffer for the message being sent.
     private var scratch: [UInt8] = []
     private var stamper: EnvelopeStamper
+    private let run: String
+    /// Every published message of this run, newest kept, for `replay`.
+    let ring: ReplayRing
     /// Control replies that could not be delivered, which only the I/O thread counts. A client
     /// that stops reading while it keeps sending would otherwise cost a log line per reply: the
     /// first drop is logged at once, later ones summed up at most once per interval and at stop.
@@ -106,6 +114,12 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         self.logger = logger
         self.wake = try WakeSignal()
         self.stamper = EnvelopeStamper(worker: workerID, run: run)
+        self.run = run
+        self.ring = ReplayRing(maxMessages: options.replayMessages, maxBytes: options.replayBytes)
+    }
+
+    public func replay(since: UInt64, limit: Int, topics: [String]?) -> (run: String, page: ReplayPage) {
+        (run, ring.page(since: since, limit: limit, topics: topics))
     }
 
     /// Opens the sockets on the transport's own thread and starts serving. Throws when a socket
@@ -335,8 +349,11 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             }
             if sending.isEmpty { return }
             for message in sending {
-                stamper.stamp(message.body, into: &scratch)
-                if let pub = sockets.events {
+                stamper.stamp(message.body, into: &scratch, numbered: message.published)
+                if message.published {
+                    ring.append(seq: stamper.seq, topic: message.topic, message: scratch)
+                }
+                if message.published, let pub = sockets.events {
                     do {
                         try publish(message.topic, on: pub)
                     } catch {

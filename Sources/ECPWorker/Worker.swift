@@ -31,6 +31,11 @@ public struct WorkerConfiguration: Sendable {
     /// Messages queued per subscriber on the events socket (its send high-water mark).
     public var eventsHighWaterMark = WorkerConfiguration.defaultEventsHighWaterMark
     public static let defaultEventsHighWaterMark = Int(SocketTransport.Options.defaultEventsHighWaterMark)
+    /// What `replay` can give back: the newest published messages within both bounds.
+    public var replayMessages = WorkerConfiguration.defaultReplayMessages
+    public var replayBytes = WorkerConfiguration.defaultReplayBytes
+    public static let defaultReplayMessages = SocketTransport.Options.defaultReplayMessages
+    public static let defaultReplayBytes = SocketTransport.Options.defaultReplayBytes
     public var dedupeIDs: Int = 10_000
     public var dedupeWindowSeconds: Double = 600
     /// The most the remembered results may weigh, in bytes.
@@ -84,6 +89,12 @@ public struct WorkerConfiguration: Sendable {
         if eventsHighWaterMark < 1 || eventsHighWaterMark > 1_000_000 {
             return "--events-hwm: must be between 1 and 1000000, got \(eventsHighWaterMark)"
         }
+        if replayMessages < 0 || replayMessages > 10_000_000 {
+            return "--replay-messages: must be between 0 and 10000000, got \(replayMessages)"
+        }
+        if replayBytes < 0 || replayBytes > 64 << 30 {
+            return "--replay-bytes: must be between 0 and 64 GiB, got \(replayBytes)"
+        }
         if dedupeIDs < 1 || dedupeIDs > 10_000_000 { return "--dedupe-ids: must be between 1 and 10000000, got \(dedupeIDs)" }
         if dedupeWindowSeconds < 0 { return "--dedupe-window-s: must not be negative" }
         // Below 64 KiB a single large result would not be remembered; above 64 GiB it is no bound.
@@ -127,6 +138,8 @@ public final class Worker: Service, Sendable {
         var options = SocketTransport.Options()
         options.maxFrameBytes = c.maxFrameBytes
         options.eventsHighWaterMark = Int32(c.eventsHighWaterMark)
+        options.replayMessages = c.replayMessages
+        options.replayBytes = c.replayBytes
         var authenticator: CurveAuthenticator?
         if let keyFile = c.curveKeyFile, let clients = c.curveClientsDirectory {
             let curve = try CurveSettings.load(keyFile: keyFile, clientsDirectory: clients)

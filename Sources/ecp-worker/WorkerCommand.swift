@@ -84,6 +84,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Messages queued per subscriber on the events socket; a subscriber that falls further behind loses messages (env ECP_EVENTS_HWM).")
     var eventsHwm: Int = envInt("EVENTS_HWM", WorkerConfiguration.defaultEventsHighWaterMark)
 
+    @Option(help: "Published messages kept for replay, newest first; 0 keeps none (env ECP_REPLAY_MESSAGES).")
+    var replayMessages: Int = envInt("REPLAY_MESSAGES", WorkerConfiguration.defaultReplayMessages)
+
+    @Option(help: "The most the messages kept for replay may weigh, in bytes (env ECP_REPLAY_BYTES).")
+    var replayBytes: Int = envInt("REPLAY_BYTES", WorkerConfiguration.defaultReplayBytes)
+
     @Option(help: "Command ids remembered for de-duplication, at least (env ECP_DEDUPE_IDS).")
     var dedupeIds: Int = envInt("DEDUPE_IDS", 10_000)
 
@@ -150,6 +156,8 @@ struct WorkerCommand: AsyncParsableCommand {
         c.limits.maxDepth = maxDepth
         c.maxQueue = maxQueue
         c.eventsHighWaterMark = eventsHwm
+        c.replayMessages = replayMessages
+        c.replayBytes = replayBytes
         c.dedupeIDs = dedupeIds
         c.dedupeWindowSeconds = dedupeWindowS
         c.dedupeBytes = dedupeBytes

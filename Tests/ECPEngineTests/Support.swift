@@ -24,9 +24,19 @@ final class MemorySink: MessageSink, @unchecked Sendable {
     private var stamper = EnvelopeStamper(worker: "t1", run: "00000000-0000-0000-0000-000000000001")
     private(set) var messages: [Received] = []
 
+    /// What was published, for `replay`, as the socket transport keeps it.
+    let ring = ReplayRing(maxMessages: 10_000, maxBytes: 16 << 20)
+
+    func replay(since: UInt64, limit: Int, topics: [String]?) -> (run: String, page: ReplayPage) {
+        (stamper.run, ring.page(since: since, limit: limit, topics: topics))
+    }
+
     func send(_ message: Outgoing) {
         condition.lock()
-        let bytes = stamper.stamp(message.body)
+        var out: [UInt8] = []
+        stamper.stamp(message.body, into: &out, numbered: message.published)
+        if message.published { ring.append(seq: stamper.seq, topic: message.topic, message: out) }
+        let bytes = Data(out)
         let json = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] ?? ["unparsable": String(decoding: bytes, as: UTF8.self)]
         messages.append(Received(topic: message.topic, json: json, reply: message.reply, size: bytes.count))
         condition.broadcast()

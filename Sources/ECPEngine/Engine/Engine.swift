@@ -272,6 +272,10 @@ public final class Engine: Sendable {
         case .success(let c):
             command = c
         }
+        if command.op == .replay {
+            answerReplay(command, origin: origin)
+            return
+        }
         guard accepting.load(ordering: .relaxed) else {
             rejectRequest(
                 RequestError(reason: .busy, id: command.id, detail: "the worker is stopping and takes no more commands"),
@@ -348,6 +352,33 @@ public final class Engine: Sendable {
         return session.directory.lanes(for: machine)
     }
 
+    /// `replay`, on the control socket only: no ack, no number of the published stream, no place
+    /// in the id memory; its page would flood every subscriber if it were published.
+    private func answerReplay(_ command: Command, origin: Origin) {
+        guard let route = origin.reply else {
+            rejectRequest(
+                RequestError(
+                    reason: .invalidField, id: command.id, field: "op",
+                    detail: "replay is answered on the control socket only; on the commands socket its pages would go to every subscriber"),
+                origin: origin)
+            return
+        }
+        let started = monotonicNanos()
+        let args = command.args
+        let (run, page) = sink.replay(
+            since: args.sinceSeq ?? 0, limit: args.limit ?? ReplayLimits.defaultPage, topics: args.topics)
+        var result = ResultMessage(id: command.id, op: command.op.rawValue, machine: nil, ok: true, durationMs: 0)
+        result.dataJSON = page.jsonBytes(run: run)
+        result.durationMs = millis(since: started)
+        logger.debug(
+            "replay answered",
+            metadata: commandMetadata(command).merging([
+                "replay.since_seq": "\(args.sinceSeq ?? 0)", "replay.messages": "\(page.messages.count)",
+                "replay.next_seq": "\(page.nextSeq)", "replay.truncated": "\(page.truncated)",
+            ]) { _, n in n })
+        sink.send(Outgoing(topic: topics.result, body: result.jsonBytes(), reply: route, published: false))
+    }
+
     /// Answers a frame that did not have the shape of a request (wrong frame count).
     public func rejectFrames(detail: String, origin: Origin) {
         rejectRequest(RequestError(reason: .badFrames, detail: detail), origin: origin)
@@ -361,7 +392,11 @@ public final class Engine: Sendable {
         if let id = error.id { metadata["command.id"] = "\(id)" }
         if let field = error.field { metadata["request.field"] = "\(field)" }
         logger.warning("command refused", metadata: metadata)
-        sink.send(Outgoing(topic: topics.requestError, body: Codec.encode(RequestErrorMessage(error)), reply: origin.reply))
+        // A refused replay is answered to its client only, like a replay.
+        let published = !(error.op == .replay && origin.reply != nil)
+        sink.send(Outgoing(
+            topic: topics.requestError, body: [UInt8](Codec.encode(RequestErrorMessage(error))), reply: origin.reply,
+            published: published))
     }
 
     // MARK: execution

@@ -27,6 +27,9 @@ enum ResultText {
             lines = restoreSummaryLines(data, title: "restore")
         case .report?:
             lines = reportLines(data)
+        case .replay?:
+            let count = data["messages"]?.arrayValue?.count ?? 0
+            lines = ["replay: \(count) message\(count == 1 ? "" : "s"), next_seq \(data.text("next_seq")), more \(data.text("more")), oldest_seq \(data.text("oldest_seq")), truncated \(data.text("truncated"))"]
         case nil:
             lines = ["\(Sanitize.display(result.op)): ok"] + (data == .object([:]) ? [] : ["  data: " + data.displayText])
         }
