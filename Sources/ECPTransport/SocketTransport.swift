@@ -351,7 +351,8 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             for message in sending {
                 stamper.stamp(message.body, into: &scratch, numbered: message.published)
                 if message.published {
-                    ring.append(seq: stamper.seq, topic: message.topic, message: scratch)
+                    // A copy of its own size: `scratch` keeps the capacity of the largest message sent.
+                    ring.append(seq: stamper.seq, topic: message.topic, message: scratch.withUnsafeBufferPointer { Array($0) })
                 }
                 if message.published, let pub = sockets.events {
                     do {

@@ -12,6 +12,8 @@ struct Received: @unchecked Sendable, CustomStringConvertible {
     let reply: ReplyRoute?
     /// The message's size in bytes, as sent.
     var size = 0
+    /// Whether it went to the events socket (false: a reply only).
+    var published = true
     var type: String { json["type"] as? String ?? "" }
     var id: String? { json["id"] as? String }
     subscript(key: String) -> Any? { json[key] }
@@ -38,7 +40,8 @@ final class MemorySink: MessageSink, @unchecked Sendable {
         if message.published { ring.append(seq: stamper.seq, topic: message.topic, message: out) }
         let bytes = Data(out)
         let json = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] ?? ["unparsable": String(decoding: bytes, as: UTF8.self)]
-        messages.append(Received(topic: message.topic, json: json, reply: message.reply, size: bytes.count))
+        messages.append(Received(
+            topic: message.topic, json: json, reply: message.reply, size: bytes.count, published: message.published))
         condition.broadcast()
         condition.unlock()
     }
