@@ -248,9 +248,7 @@ struct SoakCommand: ParsableCommand {
     /// wrong-frame attack; started again on other ports when one was taken meanwhile.
     private func startWorker(context: Context) throws -> Target {
         let directory = try Cleanup.makeDirectory("soak")
-        var lastLog = ""
-        for attempt in 1...3 {
-            let ports = try SpawnedWorker.freePorts(3)
+        let (worker, endpoints) = try SpawnedWorker.launchAnswering(context: context, binary: spawn.binary, directory: directory) { ports, _ in
             let events = "tcp://127.0.0.1:\(ports[0])"
             let control = "tcp://127.0.0.1:\(ports[1])"
             let commands = "tcp://127.0.0.1:\(ports[2])"
@@ -264,23 +262,11 @@ struct SoakCommand: ParsableCommand {
                 "--shutdown-grace-s", "5",
                 "--max-frame-bytes", "\(maxFrameBytes)",
             ] + spawn.workerArg
-            let worker = try SpawnedWorker.launch(
-                binary: spawn.binary, arguments: arguments, logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
-            let probe = try Probe.run(
-                context: context, control: control, events: nil, worker: worker, deadline: Clock.nanos() + 30_000_000_000)
-            if probe.pingAnsweredAt != nil {
-                return Target(worker: worker, pid: worker.pid, workerID: "bench", control: control, events: events, commandsBind: commands)
-            }
-            if worker.failedToOpenSockets {
-                lastLog = worker.benchLogTail
-                continue
-            }
-            let tail = worker.benchLogTail
-            let status = worker.isRunning ? "it is running but did not answer ping within 30 s" : "it exited with status \(worker.exitStatus ?? -1)"
-            worker.stop(graceSeconds: 2)
-            throw BenchFailure(2, "the started worker is not ready: \(status)\n\(tail)")
+            return (arguments, control, (events: events, control: control, commands: commands))
         }
-        throw BenchFailure(2, "the started worker could not open its sockets three times\n\(lastLog)")
+        return Target(
+            worker: worker, pid: worker.pid, workerID: "bench", control: endpoints.control, events: endpoints.events,
+            commandsBind: endpoints.commands)
     }
 
     private func runningWorker(context: Context) throws -> Target {

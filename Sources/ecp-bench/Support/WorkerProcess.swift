@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import WorkerLauncher
+import ZeroMQ
 
 #if canImport(Glibc)
 import Glibc
@@ -129,6 +130,50 @@ extension SpawnedWorker {
         let exit = stop(timeout: .nanoseconds(Int64(Clock.ns(seconds: graceSeconds))))
         Cleanup.workers.withLock { _ = $0.removeValue(forKey: pid) }
         return (exit?.status, Clock.ms(from: start, to: exit?.at ?? Clock.nanos()))
+    }
+
+    /// Asks ``launchAnswering(context:binary:directory:deadline:_:)`` for another try on fresh
+    /// ports: a port found free was taken before the bench could bind it.
+    struct PortsTaken: Error {
+        var log: String
+    }
+
+    /// Starts a worker on three free ports and waits up to 30 s (and at most until `deadline`)
+    /// for its control socket to answer `ping`. `prepare` turns the ports into the worker's
+    /// arguments, its control endpoint and whatever the caller keeps of them. A port can be taken
+    /// between the search and the bind, so a worker that could not open its sockets, or a
+    /// `prepare` that throws ``PortsTaken``, is tried again on other ports, up to three times.
+    static func launchAnswering<Value>(
+        context: Context, binary: String, directory: URL, deadline: UInt64 = .max,
+        _ prepare: (_ ports: [Int], _ attempt: Int) throws -> (arguments: [String], control: String, value: Value)
+    ) throws -> (worker: SpawnedWorker, value: Value) {
+        var lastLog = ""
+        for attempt in 1...3 {
+            let ports = try freePorts(3)
+            let prepared: (arguments: [String], control: String, value: Value)
+            do {
+                prepared = try prepare(ports, attempt)
+            } catch let taken as PortsTaken {
+                lastLog = taken.log
+                continue
+            }
+            let worker = try launch(
+                binary: binary, arguments: prepared.arguments,
+                logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
+            let probe = try Probe.run(
+                context: context, control: prepared.control, events: nil, worker: worker,
+                deadline: min(deadline, Clock.nanos() + 30_000_000_000))
+            if probe.pingAnsweredAt != nil { return (worker, prepared.value) }
+            if worker.failedToOpenSockets {
+                lastLog = worker.benchLogTail
+                continue
+            }
+            let tail = worker.benchLogTail
+            let status = worker.isRunning ? "it is running but did not answer ping within 30 s" : "it exited with status \(worker.exitStatus ?? -1)"
+            worker.stop(graceSeconds: 2)
+            throw BenchFailure(2, "the started worker is not ready: \(status)\n\(tail)")
+        }
+        throw BenchFailure(2, "the started worker could not open its sockets three times\n\(lastLog)")
     }
 
     /// The last lines of the log, framed, for error messages.
