@@ -248,22 +248,10 @@ struct SoakCommand: ParsableCommand {
     /// wrong-frame attack; started again on other ports when one was taken meanwhile.
     private func startWorker(context: Context) throws -> Target {
         let directory = try Cleanup.makeDirectory("soak")
-        let (worker, endpoints) = try SpawnedWorker.launchAnswering(context: context, binary: spawn.binary, directory: directory) { ports, _ in
-            let events = "tcp://127.0.0.1:\(ports[0])"
-            let control = "tcp://127.0.0.1:\(ports[1])"
-            let commands = "tcp://127.0.0.1:\(ports[2])"
-            let arguments = [
-                "--worker-id", "bench",
-                "--libvirt-uri", uri,
-                "--commands=>\(commands)",
-                "--events=@\(events)",
-                "--control=@\(control)",
-                "--state-file", directory.appendingPathComponent("state.json").path,
-                "--shutdown-grace-s", "5",
-                "--max-frame-bytes", "\(maxFrameBytes)",
-            ] + spawn.workerArg
-            return (arguments, control, (events: events, control: control, commands: commands))
-        }
+        let (worker, endpoints, _) = try SpawnedWorker.launchAnswering(
+            context: context, binary: spawn.binary, uri: uri, directory: directory,
+            extraArguments: ["--max-frame-bytes", "\(maxFrameBytes)"] + spawn.workerArg
+        ) { _, port, _ in ("tcp://127.0.0.1:\(port)", ()) }
         return Target(
             worker: worker, pid: worker.pid, workerID: "bench", control: endpoints.control, events: endpoints.events,
             commandsBind: endpoints.commands)

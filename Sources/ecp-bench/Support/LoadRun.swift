@@ -295,30 +295,19 @@ struct LoadRunner {
             }
             uri = "test://" + node
         }
-        let (worker, session) = try SpawnedWorker.launchAnswering(
-            context: context, binary: binary, directory: directory, deadline: deadline
-        ) { ports, attempt in
-            let events = "tcp://127.0.0.1:\(ports[0])"
-            let control = "tcp://127.0.0.1:\(ports[1])"
+        let (worker, _, session) = try SpawnedWorker.launchAnswering(
+            context: context, binary: binary, uri: uri, directory: directory, extraArguments: workerArgs, deadline: deadline
+        ) { events, port, attempt in
             let session: LoadSession
             do {
                 session = try LoadSession(
-                    context: context, commands: Endpoint(direction: .bind, address: "tcp://127.0.0.1:\(ports[2])"),
+                    context: context, commands: Endpoint(direction: .bind, address: "tcp://127.0.0.1:\(port)"),
                     events: Endpoint(direction: .connect, address: events), workerID: "bench")
             } catch let failure as BenchFailure where attempt < 3 {
                 throw SpawnedWorker.PortsTaken(log: failure.description)
             }
             guard let commands = session.commandsBoundAddress else { throw BenchFailure(2, "cannot read the commands port") }
-            let arguments = [
-                "--worker-id", "bench",
-                "--libvirt-uri", uri,
-                "--commands=>\(commands)",
-                "--events=@\(events)",
-                "--control=@\(control)",
-                "--state-file", directory.appendingPathComponent("state.json").path,
-                "--shutdown-grace-s", "5",
-            ] + workerArgs
-            return (arguments, control, session)
+            return (commands, session)
         }
         return (session, worker)
     }

@@ -132,38 +132,60 @@ extension SpawnedWorker {
         return (exit?.status, Clock.ms(from: start, to: exit?.at ?? Clock.nanos()))
     }
 
-    /// Asks ``launchAnswering(context:binary:directory:deadline:_:)`` for another try on fresh
-    /// ports: a port found free was taken before the bench could bind it.
+    /// Asks ``launchAnswering(context:binary:uri:directory:extraArguments:deadline:commands:)`` for
+    /// another try on fresh ports: a port found free was taken before the bench could bind it.
     struct PortsTaken: Error {
         var log: String
     }
 
-    /// Starts a worker on three free ports and waits up to 30 s (and at most until `deadline`)
-    /// for its control socket to answer `ping`. `prepare` turns the ports into the worker's
-    /// arguments, its control endpoint and whatever the caller keeps of them. A port can be taken
+    /// Where a worker from ``launchAnswering(context:binary:uri:directory:extraArguments:deadline:commands:)``
+    /// is: it binds `events` and `control`, and its commands socket connects to `commands`.
+    struct BenchEndpoints {
+        var events: String
+        var control: String
+        var commands: String
+    }
+
+    /// Starts a worker `bench` on `uri` with its events and control sockets on free ports, and
+    /// waits up to 30 s (and at most until `deadline`) for its control socket to answer `ping`.
+    /// `commands` is given the events endpoint and a third free port, and returns the address the
+    /// worker's commands socket connects to and whatever the caller keeps. A port can be taken
     /// between the search and the bind, so a worker that could not open its sockets, or a
-    /// `prepare` that throws ``PortsTaken``, is tried again on other ports, up to three times.
+    /// `commands` that throws ``PortsTaken``, is tried again on other ports, up to three times.
     static func launchAnswering<Value>(
-        context: Context, binary: String, directory: URL, deadline: UInt64 = .max,
-        _ prepare: (_ ports: [Int], _ attempt: Int) throws -> (arguments: [String], control: String, value: Value)
-    ) throws -> (worker: SpawnedWorker, value: Value) {
+        context: Context, binary: String, uri: String, directory: URL, extraArguments: [String],
+        deadline: UInt64 = .max,
+        commands: (_ events: String, _ port: Int, _ attempt: Int) throws -> (address: String, value: Value)
+    ) throws -> (worker: SpawnedWorker, endpoints: BenchEndpoints, value: Value) {
         var lastLog = ""
         for attempt in 1...3 {
             let ports = try freePorts(3)
-            let prepared: (arguments: [String], control: String, value: Value)
+            let events = "tcp://127.0.0.1:\(ports[0])"
+            let control = "tcp://127.0.0.1:\(ports[1])"
+            let prepared: (address: String, value: Value)
             do {
-                prepared = try prepare(ports, attempt)
+                prepared = try commands(events, ports[2], attempt)
             } catch let taken as PortsTaken {
                 lastLog = taken.log
                 continue
             }
+            let arguments = [
+                "--worker-id", "bench",
+                "--libvirt-uri", uri,
+                "--commands=>\(prepared.address)",
+                "--events=@\(events)",
+                "--control=@\(control)",
+                "--state-file", directory.appendingPathComponent("state.json").path,
+                "--shutdown-grace-s", "5",
+            ] + extraArguments
             let worker = try launch(
-                binary: binary, arguments: prepared.arguments,
-                logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
+                binary: binary, arguments: arguments, logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
             let probe = try Probe.run(
-                context: context, control: prepared.control, events: nil, worker: worker,
+                context: context, control: control, events: nil, worker: worker,
                 deadline: min(deadline, Clock.nanos() + 30_000_000_000))
-            if probe.pingAnsweredAt != nil { return (worker, prepared.value) }
+            if probe.pingAnsweredAt != nil {
+                return (worker, BenchEndpoints(events: events, control: control, commands: prepared.address), prepared.value)
+            }
             if worker.failedToOpenSockets {
                 lastLog = worker.benchLogTail
                 continue
