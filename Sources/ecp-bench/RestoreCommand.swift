@@ -78,59 +78,76 @@ struct RestoreCommand: ParsableCommand {
             }
             let result = try measure()
             emit(result.table, json: result.json, asJSON: output.json)
-            return result.json.complete ? 0 : 1
+            return result.json.run.complete ? 0 : 1
+        }
+    }
+
+    /// The figures of one restore run, as the test driver's report and each run on a real host
+    /// give them: their fields sit at the top level of the JSON object around them.
+    struct RestoreRun: Encodable {
+        var restoreParallel: Int?
+        var workerMs: Double?
+        var wallMs: Double?
+        var summarySource: String?
+        var total: Int?
+        var counts: [String: Int]
+        var complete: Bool
+        var stopReason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case total, counts, complete
+            case restoreParallel = "restore_parallel"
+            case workerMs = "worker_ms"
+            case wallMs = "wall_ms"
+            case summarySource = "summary_source"
+            case stopReason = "stop_reason"
         }
     }
 
     struct RestoreJSON: Encodable {
         var benchmark = "restore"
         var machines: Int
-        var restoreParallel: Int?
-        var workerMs: Double?
-        var wallMs: Double?
-        var summarySource: String?
+        var run: RestoreRun
         var startedMs: Double?
         var firstOutcomeMs: Double?
         var outcomesReceived: Int
         var outcomesExpected: Int
         var outcomesReported: Int?
-        var total: Int?
-        var counts: [String: Int]
         var machinesPerS: Double?
-        var complete: Bool
-        var stopReason: String?
 
         enum CodingKeys: String, CodingKey {
-            case benchmark, machines, total, counts, complete
-            case restoreParallel = "restore_parallel"
-            case workerMs = "worker_ms"
-            case wallMs = "wall_ms"
-            case summarySource = "summary_source"
+            case benchmark, machines
             case startedMs = "started_ms"
             case firstOutcomeMs = "first_outcome_ms"
             case outcomesReceived = "outcomes_received"
             case outcomesExpected = "outcomes_expected"
             case outcomesReported = "outcomes_reported"
             case machinesPerS = "machines_per_s"
-            case stopReason = "stop_reason"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try run.encode(to: encoder)
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(benchmark, forKey: .benchmark)
+            try c.encode(machines, forKey: .machines)
+            try c.encodeIfPresent(startedMs, forKey: .startedMs)
+            try c.encodeIfPresent(firstOutcomeMs, forKey: .firstOutcomeMs)
+            try c.encode(outcomesReceived, forKey: .outcomesReceived)
+            try c.encode(outcomesExpected, forKey: .outcomesExpected)
+            try c.encodeIfPresent(outcomesReported, forKey: .outcomesReported)
+            try c.encodeIfPresent(machinesPerS, forKey: .machinesPerS)
         }
     }
 
     private var workerID: String { "bench" }
 
-    /// What one restore run found.
+    /// What one restore run found: its figures, and what only the test driver's report gives.
     struct RunResult {
-        var workerMs: Double?
-        var wallMs: Double?
-        var summarySource: String?
+        var run: RestoreRun
         var startedMs: Double?
         var firstOutcomeMs: Double?
         var received: Int
         var reportedOutcomes: Int?
-        var total: Int?
-        var counts: [String: Int]
-        var complete: Bool
-        var stopReason: String?
     }
 
     private func measure() throws -> (table: Table, json: RestoreJSON) {
@@ -143,24 +160,21 @@ struct RestoreCommand: ParsableCommand {
             context: context, directory: directory, uri: "test://\(files.node)", table: files.table, machines: machines,
             parallel: restoreParallel, deadline: deadline, label: "")
         let json = RestoreJSON(
-            machines: machines, restoreParallel: restoreParallel, workerMs: r.workerMs,
-            wallMs: r.wallMs, summarySource: r.summarySource,
-            startedMs: r.startedMs, firstOutcomeMs: r.firstOutcomeMs, outcomesReceived: r.received,
-            outcomesExpected: machines, outcomesReported: r.reportedOutcomes, total: r.total, counts: r.counts,
-            machinesPerS: r.workerMs.flatMap { $0 > 0 ? (Double(machines) / $0 * 1000).rounded() : nil },
-            complete: r.complete, stopReason: r.stopReason)
+            machines: machines, run: r.run, startedMs: r.startedMs, firstOutcomeMs: r.firstOutcomeMs,
+            outcomesReceived: r.received, outcomesExpected: machines, outcomesReported: r.reportedOutcomes,
+            machinesPerS: r.run.workerMs.flatMap { $0 > 0 ? (Double(machines) / $0 * 1000).rounded() : nil })
 
         var table = Table(
             "ecp-bench restore: \(machines) machines shut off, all desired running; restore-parallel "
                 + (restoreParallel.map(String.init) ?? "4 (the worker's default)"))
-        if let workerMs = r.workerMs {
+        if let workerMs = r.run.workerMs {
             table.add("restore (worker)", Format.ms(workerMs) + (json.machinesPerS.map { "  \(Format.rate($0)) machines/s" } ?? ""))
         } else {
             table.add("restore (worker)", "no summary")
         }
-        if let wall = json.wallMs {
+        if let wall = r.run.wallMs {
             table.add("restore (wall)", Format.ms(wall) + "  spawn → restore.summary received")
-        } else if r.summarySource == "report" {
+        } else if r.run.summarySource == "report" {
             table.add("restore (wall)", "not known: the summary went out before the subscription took hold (read from report)")
         }
         table.add("worker.started", json.startedMs.map { Format.ms($0) + " after spawn" } ?? "not seen: published before the subscription took hold")
@@ -168,30 +182,25 @@ struct RestoreCommand: ParsableCommand {
         table.add(
             "outcomes", "\(r.received) / \(machines) received on events"
                 + (r.reportedOutcomes.map { ", \($0) in the worker's report" } ?? ""))
-        table.add("actions", r.counts.sorted { $0.key < $1.key }.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        if let reason = json.stopReason { table.add("stopped", reason) }
+        table.add("actions", r.run.counts.sorted { $0.key < $1.key }.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        if let reason = r.run.stopReason { table.add("stopped", reason) }
         return (table, json)
     }
 
     struct HostRunJSON: Encodable {
         var round: Int
         var mode: String
-        var restoreParallel: Int?
-        var workerMs: Double?
-        var wallMs: Double?
-        var summarySource: String?
-        var total: Int?
-        var counts: [String: Int]
-        var complete: Bool
-        var stopReason: String?
+        var run: RestoreRun
 
         enum CodingKeys: String, CodingKey {
-            case round, mode, total, counts, complete
-            case restoreParallel = "restore_parallel"
-            case workerMs = "worker_ms"
-            case wallMs = "wall_ms"
-            case summarySource = "summary_source"
-            case stopReason = "stop_reason"
+            case round, mode
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try run.encode(to: encoder)
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(round, forKey: .round)
+            try c.encode(mode, forKey: .mode)
         }
     }
 
@@ -212,8 +221,8 @@ struct RestoreCommand: ParsableCommand {
 
         init(_ runs: [HostRunJSON], parallel: Int?) {
             restoreParallel = parallel
-            workerMs = runs.compactMap(\.workerMs)
-            wallMs = runs.compactMap(\.wallMs)
+            workerMs = runs.compactMap(\.run.workerMs)
+            wallMs = runs.compactMap(\.run.wallMs)
             workerMsMedian = Format.median(workerMs).map(Format.tenth)
             wallMsMedian = Format.median(wallMs).map(Format.tenth)
         }
@@ -268,10 +277,7 @@ struct RestoreCommand: ParsableCommand {
                 let r = try runOnce(
                     context: context, directory: directory, uri: uri, table: tablePath, machines: count, parallel: parallel,
                     deadline: Clock.nanos() + Clock.ns(seconds: timeoutS), label: "-\(round)-\(mode)")
-                runs.append(HostRunJSON(
-                    round: round, mode: mode, restoreParallel: parallel, workerMs: r.workerMs, wallMs: r.wallMs,
-                    summarySource: r.summarySource, total: r.total, counts: r.counts, complete: r.complete,
-                    stopReason: r.stopReason))
+                runs.append(HostRunJSON(round: round, mode: mode, run: r.run))
             }
         }
         try host.destroyAll()
@@ -286,7 +292,7 @@ struct RestoreCommand: ParsableCommand {
             host: host.info(), guests: count, rounds: rounds, parallel: parallel, sequential: sequential,
             ratioWorker: ratio(parallel.workerMsMedian, sequential.workerMsMedian),
             ratioWall: ratio(parallel.wallMsMedian, sequential.wallMsMedian), runs: runs,
-            complete: runs.allSatisfy(\.complete))
+            complete: runs.allSatisfy(\.run.complete))
 
         let parallelName = "parallel " + (restoreParallel.map(String.init) ?? "4")
         var table = Table(
@@ -300,11 +306,11 @@ struct RestoreCommand: ParsableCommand {
         }
         table.add("ratio (worker)", json.ratioWorker.map { String(format: "%.2f", $0) + "  parallel / one at a time" } ?? "not known")
         table.add("ratio (wall)", json.ratioWall.map { String(format: "%.2f", $0) + "  parallel / one at a time" } ?? "not known")
-        let failed = runs.filter { !$0.complete }
+        let failed = runs.filter { !$0.run.complete }
         table.add("runs", "\(runs.count - failed.count) of \(runs.count) started all \(count) guests")
         for run in failed.prefix(4) {
-            table.add("  round \(run.round) \(run.mode)", (run.stopReason ?? "incomplete") + ": "
-                + run.counts.sorted { $0.key < $1.key }.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            table.add("  round \(run.round) \(run.mode)", (run.run.stopReason ?? "incomplete") + ": "
+                + run.run.counts.sorted { $0.key < $1.key }.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         return (table, json)
     }
@@ -400,12 +406,13 @@ struct RestoreCommand: ParsableCommand {
             let ms = { (t: UInt64?) in t.map { Format.tenth(Clock.ms(from: spawnedAt, to: $0)) } }
             let complete = summary != nil && summary!.total == machines && (summary!.counts["started"] ?? 0) == machines
             return RunResult(
-                workerMs: summary.map { Format.tenth($0.durationMs) },
-                wallMs: summarySource == "events" ? ms(summaryAt) : nil, summarySource: summarySource,
+                run: RestoreRun(
+                    restoreParallel: restoreParallel, workerMs: summary.map { Format.tenth($0.durationMs) },
+                    wallMs: summarySource == "events" ? ms(summaryAt) : nil, summarySource: summarySource,
+                    total: summary?.total, counts: summary?.counts ?? receivedCounts, complete: complete,
+                    stopReason: stopReason ?? (complete ? nil : "the restore did not start every machine (see counts)")),
                 startedMs: ms(startedAt), firstOutcomeMs: ms(firstOutcomeAt), received: received,
-                reportedOutcomes: record?.outcomes, total: summary?.total, counts: summary?.counts ?? receivedCounts,
-                complete: complete,
-                stopReason: stopReason ?? (complete ? nil : "the restore did not start every machine (see counts)"))
+                reportedOutcomes: record?.outcomes)
         }
         throw BenchFailure(2, "the worker could not open its sockets three times")
     }

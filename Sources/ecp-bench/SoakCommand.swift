@@ -248,39 +248,13 @@ struct SoakCommand: ParsableCommand {
     /// wrong-frame attack; started again on other ports when one was taken meanwhile.
     private func startWorker(context: Context) throws -> Target {
         let directory = try Cleanup.makeDirectory("soak")
-        var lastLog = ""
-        for attempt in 1...3 {
-            let ports = try SpawnedWorker.freePorts(3)
-            let events = "tcp://127.0.0.1:\(ports[0])"
-            let control = "tcp://127.0.0.1:\(ports[1])"
-            let commands = "tcp://127.0.0.1:\(ports[2])"
-            let arguments = [
-                "--worker-id", "bench",
-                "--libvirt-uri", uri,
-                "--commands=>\(commands)",
-                "--events=@\(events)",
-                "--control=@\(control)",
-                "--state-file", directory.appendingPathComponent("state.json").path,
-                "--shutdown-grace-s", "5",
-                "--max-frame-bytes", "\(maxFrameBytes)",
-            ] + spawn.workerArg
-            let worker = try SpawnedWorker.launch(
-                binary: spawn.binary, arguments: arguments, logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
-            let probe = try Probe.run(
-                context: context, control: control, events: nil, worker: worker, deadline: Clock.nanos() + 30_000_000_000)
-            if probe.pingAnsweredAt != nil {
-                return Target(worker: worker, pid: worker.pid, workerID: "bench", control: control, events: events, commandsBind: commands)
-            }
-            if worker.failedToOpenSockets {
-                lastLog = worker.benchLogTail
-                continue
-            }
-            let tail = worker.benchLogTail
-            let status = worker.isRunning ? "it is running but did not answer ping within 30 s" : "it exited with status \(worker.exitStatus ?? -1)"
-            worker.stop(graceSeconds: 2)
-            throw BenchFailure(2, "the started worker is not ready: \(status)\n\(tail)")
-        }
-        throw BenchFailure(2, "the started worker could not open its sockets three times\n\(lastLog)")
+        let (worker, endpoints, _) = try SpawnedWorker.launchAnswering(
+            context: context, binary: spawn.binary, uri: uri, directory: directory,
+            extraArguments: ["--max-frame-bytes", "\(maxFrameBytes)"] + spawn.workerArg
+        ) { _, port, _ in ("tcp://127.0.0.1:\(port)", ()) }
+        return Target(
+            worker: worker, pid: worker.pid, workerID: "bench", control: endpoints.control, events: endpoints.events,
+            commandsBind: endpoints.commands)
     }
 
     private func runningWorker(context: Context) throws -> Target {

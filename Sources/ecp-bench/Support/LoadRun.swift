@@ -295,47 +295,21 @@ struct LoadRunner {
             }
             uri = "test://" + node
         }
-        var lastLog = ""
-        for attempt in 1...3 {
-            let ports = try SpawnedWorker.freePorts(3)
-            let events = "tcp://127.0.0.1:\(ports[0])"
-            let control = "tcp://127.0.0.1:\(ports[1])"
+        let (worker, _, session) = try SpawnedWorker.launchAnswering(
+            context: context, binary: binary, uri: uri, directory: directory, extraArguments: workerArgs, deadline: deadline
+        ) { events, port, attempt in
             let session: LoadSession
             do {
                 session = try LoadSession(
-                    context: context, commands: Endpoint(direction: .bind, address: "tcp://127.0.0.1:\(ports[2])"),
+                    context: context, commands: Endpoint(direction: .bind, address: "tcp://127.0.0.1:\(port)"),
                     events: Endpoint(direction: .connect, address: events), workerID: "bench")
             } catch let failure as BenchFailure where attempt < 3 {
-                lastLog = failure.description
-                continue
+                throw SpawnedWorker.PortsTaken(log: failure.description)
             }
             guard let commands = session.commandsBoundAddress else { throw BenchFailure(2, "cannot read the commands port") }
-            let arguments = [
-                "--worker-id", "bench",
-                "--libvirt-uri", uri,
-                "--commands=>\(commands)",
-                "--events=@\(events)",
-                "--control=@\(control)",
-                "--state-file", directory.appendingPathComponent("state.json").path,
-                "--shutdown-grace-s", "5",
-            ] + workerArgs
-            let worker = try SpawnedWorker.launch(
-                binary: binary, arguments: arguments,
-                logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
-            let probe = try Probe.run(
-                context: context, control: control, events: nil, worker: worker,
-                deadline: min(deadline, Clock.nanos() + 30_000_000_000))
-            if probe.pingAnsweredAt != nil { return (session, worker) }
-            if worker.failedToOpenSockets {
-                lastLog = worker.benchLogTail
-                continue
-            }
-            let tail = worker.benchLogTail
-            let status = worker.isRunning ? "it is running but did not answer ping within 30 s" : "it exited with status \(worker.exitStatus ?? -1)"
-            worker.stop(graceSeconds: 2)
-            throw BenchFailure(2, "the started worker is not ready: \(status)\n\(tail)")
+            return (commands, session)
         }
-        throw BenchFailure(2, "the started worker could not open its sockets three times\n\(lastLog)")
+        return (session, worker)
     }
 
     static func endpoint(_ text: String, default direction: Endpoint.Direction, name: String) throws -> Endpoint {

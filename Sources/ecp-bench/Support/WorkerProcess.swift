@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import WorkerLauncher
+import ZeroMQ
 
 #if canImport(Glibc)
 import Glibc
@@ -129,6 +130,72 @@ extension SpawnedWorker {
         let exit = stop(timeout: .nanoseconds(Int64(Clock.ns(seconds: graceSeconds))))
         Cleanup.workers.withLock { _ = $0.removeValue(forKey: pid) }
         return (exit?.status, Clock.ms(from: start, to: exit?.at ?? Clock.nanos()))
+    }
+
+    /// Asks ``launchAnswering(context:binary:uri:directory:extraArguments:deadline:commands:)`` for
+    /// another try on fresh ports: a port found free was taken before the bench could bind it.
+    struct PortsTaken: Error {
+        var log: String
+    }
+
+    /// Where a worker from ``launchAnswering(context:binary:uri:directory:extraArguments:deadline:commands:)``
+    /// is: it binds `events` and `control`, and its commands socket connects to `commands`.
+    struct BenchEndpoints {
+        var events: String
+        var control: String
+        var commands: String
+    }
+
+    /// Starts a worker `bench` on `uri` with its events and control sockets on free ports, and
+    /// waits up to 30 s (and at most until `deadline`) for its control socket to answer `ping`.
+    /// `commands` is given the events endpoint and a third free port, and returns the address the
+    /// worker's commands socket connects to and whatever the caller keeps. A port can be taken
+    /// between the search and the bind, so a worker that could not open its sockets, or a
+    /// `commands` that throws ``PortsTaken``, is tried again on other ports, up to three times.
+    static func launchAnswering<Value>(
+        context: Context, binary: String, uri: String, directory: URL, extraArguments: [String],
+        deadline: UInt64 = .max,
+        commands: (_ events: String, _ port: Int, _ attempt: Int) throws -> (address: String, value: Value)
+    ) throws -> (worker: SpawnedWorker, endpoints: BenchEndpoints, value: Value) {
+        var lastLog = ""
+        for attempt in 1...3 {
+            let ports = try freePorts(3)
+            let events = "tcp://127.0.0.1:\(ports[0])"
+            let control = "tcp://127.0.0.1:\(ports[1])"
+            let prepared: (address: String, value: Value)
+            do {
+                prepared = try commands(events, ports[2], attempt)
+            } catch let taken as PortsTaken {
+                lastLog = taken.log
+                continue
+            }
+            let arguments = [
+                "--worker-id", "bench",
+                "--libvirt-uri", uri,
+                "--commands=>\(prepared.address)",
+                "--events=@\(events)",
+                "--control=@\(control)",
+                "--state-file", directory.appendingPathComponent("state.json").path,
+                "--shutdown-grace-s", "5",
+            ] + extraArguments
+            let worker = try launch(
+                binary: binary, arguments: arguments, logPath: directory.appendingPathComponent("worker-\(attempt).log").path)
+            let probe = try Probe.run(
+                context: context, control: control, events: nil, worker: worker,
+                deadline: min(deadline, Clock.nanos() + 30_000_000_000))
+            if probe.pingAnsweredAt != nil {
+                return (worker, BenchEndpoints(events: events, control: control, commands: prepared.address), prepared.value)
+            }
+            if worker.failedToOpenSockets {
+                lastLog = worker.benchLogTail
+                continue
+            }
+            let tail = worker.benchLogTail
+            let status = worker.isRunning ? "it is running but did not answer ping within 30 s" : "it exited with status \(worker.exitStatus ?? -1)"
+            worker.stop(graceSeconds: 2)
+            throw BenchFailure(2, "the started worker is not ready: \(status)\n\(tail)")
+        }
+        throw BenchFailure(2, "the started worker could not open its sockets three times\n\(lastLog)")
     }
 
     /// The last lines of the log, framed, for error messages.
