@@ -77,7 +77,7 @@ struct ReplayCommand: ParsableCommand {
             }
             if page.truncated {
                 anyTruncated = true
-                Console.err(ReplayPage.lostLine(from: since + 1, through: page.oldestSeq - 1, run: page.run))
+                Console.err(ReplayPage.lostLine(from: since + 1, through: page.oldestSeq - 1, run: page.run, filtered: !topics.isEmpty))
             }
             firstOldest = firstOldest ?? page.oldestSeq
             for message in page.messages {

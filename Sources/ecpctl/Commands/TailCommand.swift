@@ -246,7 +246,7 @@ private struct Follower {
                 return
             }
             if page.truncated, page.oldestSeq > cursor + 1 {
-                Console.err(ReplayPage.lostLine(from: cursor + 1, through: page.oldestSeq - 1, run: page.run))
+                Console.err(ReplayPage.lostLine(from: cursor + 1, through: page.oldestSeq - 1, run: page.run, filtered: !command.prefixes.isEmpty))
                 last = max(last, page.oldestSeq - 1)
             }
             for message in page.messages {
@@ -260,7 +260,7 @@ private struct Follower {
             guard page.more, page.nextSeq > cursor else { break }
             cursor = page.nextSeq
         }
-        if command.verbose {
+        if command.verbose && (replayed > 0 || gapEnd == nil) {
             Console.err("ecpctl: replayed \(replayed) message\(replayed == 1 ? "" : "s") of run \(Sanitize.display(run ?? "?")) after seq \(since)")
         }
     }
@@ -269,7 +269,9 @@ private struct Follower {
         let what: String
         if let gapEnd, gapEnd > cursor {
             let range = gapEnd == cursor + 1 ? "message \(gapEnd)" : "messages \(cursor + 1)..\(gapEnd)"
-            what = "\(range) of run \(Sanitize.display(run ?? "?")) are missing and the gap could not be filled"
+            // With prefixes a skipped seq is often of another topic: only the worker could tell.
+            let topics = command.prefixes.isEmpty ? "" : " (maybe of other topics)"
+            what = "\(range) of run \(Sanitize.display(run ?? "?"))\(topics) did not arrive and the gap could not be filled"
         } else if gapEnd == nil {
             what = "the run so far could not be replayed"
         } else {

@@ -64,9 +64,10 @@ struct ReplayPage {
     }
 
     /// The sentence for messages a `replay` could not give back: `from...through` of `run`.
-    static func lostLine(from: UInt64, through: UInt64, run: String) -> String {
+    /// With topic prefixes, the worker cannot tell whether those seqs were of the topics asked for.
+    static func lostLine(from: UInt64, through: UInt64, run: String, filtered: Bool = false) -> String {
         let range = from == through ? "message \(from)" : "messages \(from)..\(through)"
-        return "ecpctl: \(range) of run \(Sanitize.display(run)) are lost and could not be recovered (the worker no longer holds them)"
+        return "ecpctl: \(range) of run \(Sanitize.display(run))\(filtered ? " (of any topic)" : "") are lost and could not be recovered (the worker no longer holds them)"
     }
 }
 
