@@ -8,7 +8,8 @@ struct Ecpctl: ParsableCommand {
         abstract: "Operate an ECP machine worker: send it machine commands, follow its events, make CURVE keys.",
         discussion: """
             Machine commands go to the worker's control socket (ROUTER) and wait for the \
-            single reply; `tail` follows the events socket (PUB). Endpoints follow the CZMQ \
+            single reply; `tail` follows the events socket (PUB) and fills gaps from the control \
+            socket's `replay`. Endpoints follow the CZMQ \
             convention: `>` connects (the default for ecpctl), `@` binds. Shared options may \
             come before or after the subcommand. Defaults can come from the environment: \
             ECPCTL_CONTROL, ECPCTL_EVENTS, ECPCTL_TIMEOUT_MS, ECPCTL_CURVE_SERVER_KEY, \
@@ -19,6 +20,7 @@ struct Ecpctl: ParsableCommand {
               1   the worker answered ok: false; its error summary is printed first
               2   the worker refused the request (request_error)
               3   no reply within --timeout-ms (tail: too few messages in time)
+              4   replay: some asked messages are gone from the worker's memory (truncated)
               64  usage error: a bad option, endpoint, key or input file
               70  internal error: ZeroMQ failed, or an unreadable reply
 
@@ -34,7 +36,7 @@ struct Ecpctl: ParsableCommand {
             StartCommand.self, ShutdownCommand.self, DestroyCommand.self, RebootCommand.self,
             SuspendCommand.self, ResumeCommand.self, DefineCommand.self, UndefineCommand.self,
             StatusCommand.self, ListCommand.self, PingCommand.self, RestoreCommand.self,
-            ReportCommand.self, SendCommand.self, TailCommand.self, KeygenCommand.self,
+            ReportCommand.self, SendCommand.self, TailCommand.self, ReplayCommand.self, KeygenCommand.self,
         ])
 
     /// The shared options, accepted before the subcommand too: `ecpctl --json status web1`

@@ -325,6 +325,9 @@ final class CtlProcess: Sendable {
         await waitUntil(within: limit) { ($0.stderr.contains(text) && inStderr) || ($0.stdout.contains(text) && !inStderr) }
     }
 
+    /// What the process has printed so far.
+    var output: CtlSnapshot { state.withLock { $0.snapshot } }
+
     /// Whether the process is still running.
     var isRunning: Bool { state.withLock { $0.status == nil } }
 
@@ -385,18 +388,20 @@ final class CtlWorker: Sendable {
     let process: WorkerProcess
     /// Further ecpctl options this worker needs (CURVE keys).
     let clientOptions: [String]
+    /// The control endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
+    let control: String
+    /// The events endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
+    let events: String
 
-    private init(process: WorkerProcess, clientOptions: [String]) {
+    private init(process: WorkerProcess, clientOptions: [String], ports: CtlWorkerPorts?) {
         self.process = process
         self.clientOptions = clientOptions
+        control = ports.map { ">tcp://127.0.0.1:\($0.control)" } ?? ">" + process.controlAddress
+        events = ports.map { ">tcp://127.0.0.1:\($0.events)" } ?? ">" + process.eventsAddress
     }
 
     /// The worker id (topic suffix).
     var workerID: String { process.id }
-    /// The control endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
-    var control: String { ">" + process.controlAddress }
-    /// The events endpoint for ecpctl: `>tcp://127.0.0.1:<port>`.
-    var events: String { ">" + process.eventsAddress }
     /// The worker's temporary directory.
     var directory: URL { process.directory }
 
@@ -423,27 +428,49 @@ final class CtlWorker: Sendable {
     /// Starts a worker and waits, at most 15 s, until it is ready: it answers ping, or, with
     /// CURVE `clientOptions` (it then answers no plain client), it logs `worker ready`.
     /// `workerArguments` go to the worker, `clientOptions` to every ecpctl run for it.
+    /// With `ports`, the worker binds those instead of its own (so a second worker can take over
+    /// the first one's endpoints); with `stateFilePath`, it keeps its state table there.
     static func start(
-        machines: [WorkerMachine] = WorkerMachine.ecpctlStandard, workerArguments: [String] = [], clientOptions: [String] = []
+        machines: [WorkerMachine] = WorkerMachine.ecpctlStandard, workerArguments: [String] = [], clientOptions: [String] = [],
+        ports: CtlWorkerPorts? = nil, stateFilePath: String? = nil, id: String? = nil
     ) async throws -> CtlWorker {
         var options = WorkerLaunchOptions()
-        options.id = WorkerProcess.uniqueID(prefix: "ctl-e2e-")
+        options.id = id ?? WorkerProcess.uniqueID(prefix: "ctl-e2e-")
         options.machines = machines
+        options.stateFilePath = stateFilePath
         options.commandsSocket = false
         options.logFormat = nil
         options.logLevel = nil
         options.shutdownGraceSeconds = 5
         options.extraArguments = workerArguments
         if !clientOptions.isEmpty { options.readiness = .logLine("worker ready") }
+        if let ports {
+            // The harness's own ports are overridden (the last occurrence wins); it would ping those.
+            options.extraArguments += ["--events=@tcp://127.0.0.1:\(ports.events)", "--control=@tcp://127.0.0.1:\(ports.control)"]
+            options.readiness = .logLine("worker ready")
+        }
         // The worker outlives the thread that starts it: it is stopped from another.
         options.diesWithLaunchingThread = false
         let process = try await WorkerTestThread.run("ctl-worker-start") { try WorkerProcess.start(options) }
-        return CtlWorker(process: process, clientOptions: clientOptions)
+        return CtlWorker(process: process, clientOptions: clientOptions, ports: ports)
     }
 
     /// Sends SIGTERM and waits for the exit (killed after 20 s): the exit status, nil when killed.
     func stop() async throws -> Int32? {
         try await WorkerTestThread.run("ctl-worker-stop") { [process] in process.stop(timeout: .seconds(20)) }
+    }
+}
+
+/// Fixed ports for a worker's events and control sockets on 127.0.0.1.
+struct CtlWorkerPorts: Sendable {
+    var events: Int
+    var control: Int
+
+    static func free() throws -> CtlWorkerPorts {
+        let events = try CtlPorts.free()
+        var control = try CtlPorts.free()
+        while control == events { control = try CtlPorts.free() }
+        return CtlWorkerPorts(events: events, control: control)
     }
 }
 
