@@ -546,11 +546,22 @@ def test_heartbeat(worker):
     assert first.topic == f"heartbeat.{worker.worker_id}"
 
 
-def test_worker_started_if_seen(worker):
-    started = worker.events.first(lambda e: e.type == "worker.started")
-    if started is None:
-        pytest.skip("worker.started was published before the subscription took effect (late joiner)")
-    m = started.message
+def test_worker_started(worker):
+    """`worker.started`, from `replay`, and the same live when the subscriber was in time for it
+    (a PUB loses what it publishes before a subscription reaches it: the late joiner)."""
+    reply = worker.request(worker.command("replay", args={"since_seq": 0, "topics": [f"worker.{worker.worker_id}"]}))
+    assert reply["type"] == "result" and reply["ok"] is True, f"replay refused: {reply}"
+    data = reply["data"]
+    assert data["truncated"] is False, f"worker.started is no longer in the replay ring: {data}"
+    found = [item for item in data["messages"] if item["message"]["type"] == "worker.started"]
+    assert len(found) == 1, f"replay holds {len(found)} worker.started: {data}"
+    assert found[0]["topic"] == f"worker.{worker.worker_id}"
+    m = found[0]["message"]
+    assert m["run"] == worker.events.run_id, m
+    live = worker.events.first(lambda e: e.type == "worker.started")
+    if live is not None:
+        assert live.message == m, f"replayed {m} differs from live {live.message}"
+    assert m["seq"] == 1, f"worker.started is the run's first message, got seq {m['seq']}"
     assert m["libvirt_uri"] == worker.libvirt_uri
     endpoints = m["endpoints"]
     assert worker.commands_endpoint.rsplit(":", 1)[1] in endpoints["commands"]

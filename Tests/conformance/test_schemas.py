@@ -94,6 +94,20 @@ STATUS_DATA = {"state": "running", "reason": "booted", "vcpus": 2, "memory_kib":
                "max_memory_kib": 2097152, "cpu_time_ns": 123456789, "persistent": True, "autostart": False}
 
 
+# A replay page: the messages exactly as published (envelope included), each with its topic.
+REPLAYED = [
+    {"topic": "ack.host1", "message": dict(ACCEPTED, v=1, worker="host1", run=RUN, seq=41, ts="2026-11-25T20:31:07.120Z")},
+    {"topic": "result.host1", "message": dict(RESULT_OK, v=1, worker="host1", run=RUN, seq=42,
+                                              ts="2026-11-25T20:31:07.123Z")},
+    {"topic": "error.libvirt.host1", "message": dict(E2LIBVIRTERROR, v=1, worker="host1", run=RUN, seq=43,
+                                                     ts="2026-11-25T20:31:07.124Z")},
+    {"topic": "heartbeat.host1", "message": dict(HEARTBEAT, v=1, worker="host1", run=RUN, seq=44,
+                                                 ts="2026-11-25T20:31:07.125Z")},
+]
+
+REPLAY_DATA = {"run": RUN, "messages": REPLAYED, "next_seq": 44, "more": False, "oldest_seq": 1, "truncated": False}
+
+
 def result(op, machine=None, **fields):
     body = {"type": "result", "id": f"r-{op}", "op": op, "ok": True, "duration_ms": 1.0}
     if machine is not None:
@@ -139,6 +153,12 @@ GOOD_MESSAGES = {
     "result report": result("report", data={"restore": RESTORE_SUMMARY, "outcomes": [RESTORE_OUTCOME],
                                             "machines": STATE_TABLE["machines"]}),
     "result report before any restore": result("report", data={"restore": None, "outcomes": [], "machines": {}}),
+    "result replay": result("replay", data=REPLAY_DATA),
+    "result replay, empty page": result("replay", data=dict(REPLAY_DATA, messages=[], next_seq=44, oldest_seq=45)),
+    "result replay, truncated, more": result("replay", data=dict(REPLAY_DATA, messages=REPLAYED[:2], next_seq=42,
+                                                                 more=True, oldest_seq=41, truncated=True)),
+    "result replay, filtered out": result("replay", data=dict(REPLAY_DATA, messages=REPLAYED[3:])),
+    "result replay refused": result("replay", ok=False, error={"type": "internal", "message": "no ring"}),
     "E2LibvirtError": E2LIBVIRTERROR,
     "E2LibvirtError outside a command": {k: v for k, v in E2LIBVIRTERROR.items() if k not in ("id", "op", "machine")},
     "E2LibvirtError system error, unknown code": dict(
@@ -192,6 +212,11 @@ GOOD_COMMANDS = {
                        "args": {"future": [1, 2]}},
     "restore": {"v": 1, "id": "rs", "op": "restore"},
     "report": {"v": 1, "id": "rp", "op": "report"},
+    "replay": {"v": 1, "id": "rl", "op": "replay"},
+    "replay all args": {"v": 1, "id": "rl", "op": "replay",
+                        "args": {"since_seq": 0, "limit": 5000, "topics": ["result.", "error.libvirt."]}},
+    "replay limit 1": {"v": 1, "id": "rl", "op": "replay", "args": {"since_seq": 123456789, "limit": 1}},
+    "replay no topics": {"v": 1, "id": "rl", "op": "replay", "args": {"topics": []}},
 }
 
 
@@ -237,6 +262,29 @@ BAD_MESSAGES = {
     "result inline error missing str2": dict(RESULT_FAILED, error=without(E2LIBVIRTERROR, "str2")),
     "result timeout without timeout_ms": result("start", "web1", ok=False, error={"type": "timeout", "message": "t"}),
     "result other error without message": result("start", "web1", ok=False, error={"type": "internal"}),
+    "result replay without data": result("replay"),
+    "result replay data without next_seq": result("replay", data=without(REPLAY_DATA, "next_seq")),
+    "result replay data without truncated": result("replay", data=without(REPLAY_DATA, "truncated")),
+    "result replay data without run": result("replay", data=without(REPLAY_DATA, "run")),
+    "result replay data extra field": result("replay", data=dict(REPLAY_DATA, extra=1)),
+    "result replay more not boolean": result("replay", data=dict(REPLAY_DATA, more="no")),
+    "result replay negative next_seq": result("replay", data=dict(REPLAY_DATA, next_seq=-1)),
+    "result replay oldest_seq 0": result("replay", data=dict(REPLAY_DATA, oldest_seq=0)),
+    "result replay run not a uuid": result("replay", data=dict(REPLAY_DATA, run="run-1")),
+    "result replay messages not an array": result("replay", data=dict(REPLAY_DATA, messages={})),
+    "result replay item without topic": result("replay", data=dict(REPLAY_DATA, messages=[
+        {"message": REPLAYED[0]["message"]}])),
+    "result replay item extra field": result("replay", data=dict(REPLAY_DATA, messages=[
+        dict(REPLAYED[0], seq=41)])),
+    "result replay message without envelope": result("replay", data=dict(REPLAY_DATA, messages=[
+        {"topic": "result.host1", "message": RESULT_OK}])),
+    "result replay message breaks its schema": result("replay", data=dict(REPLAY_DATA, messages=[
+        {"topic": "result.host1", "message": without(REPLAYED[1]["message"], "ok")}])),
+    "result replay message unknown type": result("replay", data=dict(REPLAY_DATA, messages=[
+        {"topic": "x.host1", "message": dict(REPLAYED[3]["message"], type="gossip")}])),
+    "result replay holds a replay result": result("replay", data=dict(REPLAY_DATA, messages=[
+        {"topic": "result.host1", "message": env(result("replay", data=dict(REPLAY_DATA, messages=[])))}])),
+    "accepted replay": dict(ACCEPTED, op="replay", machine=None),
     "E2LibvirtError bad category": dict(E2LIBVIRTERROR, category="not-found"),
     "E2LibvirtError bad level": dict(E2LIBVIRTERROR, level="fatal"),
     "E2LibvirtError bad code_name": dict(E2LIBVIRTERROR, code_name="NO_DOMAIN"),
@@ -320,6 +368,14 @@ BAD_COMMANDS = {
     "timeout_ms zero": dict(COMMAND, timeout_ms=0),
     "v 2": dict(COMMAND, v=2),
     "not an object": [COMMAND],
+    "replay limit 0": {"v": 1, "id": "rl", "op": "replay", "args": {"limit": 0}},
+    "replay limit 5001": {"v": 1, "id": "rl", "op": "replay", "args": {"limit": 5001}},
+    "replay limit string": {"v": 1, "id": "rl", "op": "replay", "args": {"limit": "10"}},
+    "replay since_seq -1": {"v": 1, "id": "rl", "op": "replay", "args": {"since_seq": -1}},
+    "replay since_seq string": {"v": 1, "id": "rl", "op": "replay", "args": {"since_seq": "x"}},
+    "replay since_seq fraction": {"v": 1, "id": "rl", "op": "replay", "args": {"since_seq": 1.5}},
+    "replay topics string": {"v": 1, "id": "rl", "op": "replay", "args": {"topics": "result."}},
+    "replay topics with a number": {"v": 1, "id": "rl", "op": "replay", "args": {"topics": ["result.", 5]}},
 }
 
 
