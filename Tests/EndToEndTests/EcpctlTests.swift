@@ -288,8 +288,9 @@ struct EcpctlTests {
         #expect(result.status == 3, "\(result)")
         #expect(result.stderr.contains("no reply from >tcp://127.0.0.1:\(port) within 400 ms"), "\(result)")
         // The bound only shows that ecpctl gives up instead of hanging (a socket lingering on
-        // its unsent request would block the exit); process start-up under load takes seconds.
-        #expect(!result.killed && elapsed < .seconds(20), "took \(elapsed)")
+        // its unsent request would block the exit until the 60 s kill); process start-up while
+        // the rest of the suite runs on two busy cores has taken over 20 s.
+        #expect(!result.killed && elapsed < .seconds(50), "took \(elapsed)")
     }
 
     @Test("replies with control characters are printed escaped")
