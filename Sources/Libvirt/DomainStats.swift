@@ -68,14 +68,20 @@ extension Connection {
     /// (a migration, a slow guest agent) is reported with what can be had without waiting
     /// for it, so one domain does not stall the sample of all. A group the driver does not
     /// support is left out of the records rather than failing the call.
-    public func allDomainStats(groups: DomainStatsGroups = .usage, nowait: Bool = true) throws(LibvirtError) -> [DomainStatsRecord] {
+    ///
+    /// `fillFromInfo`: a record with none of the CPU, balloon and vCPU figures (a driver that
+    /// has only the state group, such as the test driver) gets them from `virDomainGetInfo` on
+    /// its domain; CPU time only while the domain is active, since an inactive one has none.
+    public func allDomainStats(
+        groups: DomainStatsGroups = .usage, nowait: Bool = true, fillFromInfo: Bool = false
+    ) throws(LibvirtError) -> [DomainStatsRecord] {
         let flags = nowait ? UInt32(VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT.rawValue) : 0
         return try withPointer("virConnectGetAllDomainStats") { pointer -> [DomainStatsRecord]? in
             var records: UnsafeMutablePointer<virDomainStatsRecordPtr?>? = nil
             let count = virConnectGetAllDomainStats(pointer, groups.rawValue, &records, flags)
             guard count >= 0 else { return nil }
             defer { virDomainStatsRecordListFree(records) }
-            return DomainStatsRecord.parse(records, count: Int(count))
+            return DomainStatsRecord.parse(records, count: Int(count), fillFromInfo: fillFromInfo)
         }
     }
 }
@@ -83,7 +89,9 @@ extension Connection {
 extension Domain {
     /// Stats of the given domains in one call (`virDomainListGetStats`); a domain that no longer
     /// exists is left out. See ``Connection/allDomainStats(groups:nowait:)``.
-    public static func stats(of domains: [Domain], groups: DomainStatsGroups = .usage, nowait: Bool = true) throws(LibvirtError) -> [DomainStatsRecord] {
+    public static func stats(
+        of domains: [Domain], groups: DomainStatsGroups = .usage, nowait: Bool = true, fillFromInfo: Bool = false
+    ) throws(LibvirtError) -> [DomainStatsRecord] {
         guard !domains.isEmpty else { return [] }
         let flags = nowait ? UInt32(VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT.rawValue) : 0
         var list: [virDomainPtr?] = domains.map(\.pointer) + [nil]
@@ -95,17 +103,21 @@ extension Domain {
         withExtendedLifetime(domains) {}
         guard count >= 0 else { throw LibvirtError.last(operation: "virDomainListGetStats") }
         defer { virDomainStatsRecordListFree(records) }
-        return DomainStatsRecord.parse(records, count: Int(count))
+        return DomainStatsRecord.parse(records, count: Int(count), fillFromInfo: fillFromInfo)
     }
 
     /// This domain's stats (`virDomainListGetStats` of one); nil when it no longer exists.
-    public func stats(groups: DomainStatsGroups = .usage, nowait: Bool = true) throws(LibvirtError) -> DomainStatsRecord? {
-        try Domain.stats(of: [self], groups: groups, nowait: nowait).first
+    public func stats(
+        groups: DomainStatsGroups = .usage, nowait: Bool = true, fillFromInfo: Bool = false
+    ) throws(LibvirtError) -> DomainStatsRecord? {
+        try Domain.stats(of: [self], groups: groups, nowait: nowait, fillFromInfo: fillFromInfo).first
     }
 }
 
 extension DomainStatsRecord {
-    static func parse(_ records: UnsafeMutablePointer<virDomainStatsRecordPtr?>?, count: Int) -> [DomainStatsRecord] {
+    static func parse(
+        _ records: UnsafeMutablePointer<virDomainStatsRecordPtr?>?, count: Int, fillFromInfo: Bool
+    ) -> [DomainStatsRecord] {
         guard let records else { return [] }
         var out: [DomainStatsRecord] = []
         out.reserveCapacity(count)
@@ -113,13 +125,34 @@ extension DomainStatsRecord {
             guard let record = records[i]?.pointee, let dom = record.dom else { continue }
             let name = virDomainGetName(dom).map { String(cString: $0) } ?? ""
             var r = DomainStatsRecord(name: name, uuid: Domain.uuidString(of: dom) ?? "")
-            guard let params = record.params else { out.append(r); continue }
-            for p in 0..<Int(record.nparams) {
-                r.take(params[p])
+            if let params = record.params {
+                for p in 0..<Int(record.nparams) {
+                    r.take(params[p])
+                }
             }
+            if fillFromInfo { r.fillFromInfo(dom) }
             out.append(r)
         }
         return out
+    }
+
+    mutating func fillFromInfo(_ dom: virDomainPtr) {
+        guard cpuTimeNs == nil, balloonCurrentKiB == nil, balloonMaximumKiB == nil, vcpus == nil else { return }
+        var info = virDomainInfo()
+        guard virDomainGetInfo(dom, &info) == 0 else {
+            // The domain went away since the call listed it: its record stays as the call gave it.
+            virResetLastError()
+            return
+        }
+        let current = state ?? DomainState(raw: Int32(truncatingIfNeeded: info.state))
+        if state == nil { state = current }
+        switch current {
+        case .shutoff, .crashed, .nostate: break
+        default: cpuTimeNs = UInt64(info.cpuTime)
+        }
+        balloonCurrentKiB = UInt64(info.memory)
+        balloonMaximumKiB = UInt64(info.maxMem)
+        vcpus = UInt32(info.nrVirtCpu)
     }
 
     /// Reads one typed parameter into the record; fields it does not know are skipped.
