@@ -127,7 +127,7 @@ public struct CommandDecoder: Sendable {
             }
         case .value(let s):
             if let problem = Self.machineProblem(s) { return fail(.invalidField, "machine", problem) }
-            machine = op.needsMachine ? s : nil
+            machine = op.takesMachine ? s : nil
         }
 
         var timeoutMs: Int?

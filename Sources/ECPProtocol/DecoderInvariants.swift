@@ -41,7 +41,7 @@ public enum DecoderInvariants {
         if !isValidID(c.id) { return "id: an accepted id is not 1 to 128 of [A-Za-z0-9._:-] | \(escaped(c.id))" }
         if CommandDecoder.idProblem(c.id) != nil { return "id: idProblem disagrees with an accepted id | \(escaped(c.id))" }
         if Op(rawValue: c.op.rawValue) != c.op || !Op.allCases.contains(c.op) { return "op: an unknown op accepted | \(c.op.rawValue)" }
-        if (c.machine != nil) != c.op.needsMachine {
+        if (c.machine != nil && !c.op.takesMachine) || (c.machine == nil && c.op.needsMachine) {
             return "machine: op \(c.op.rawValue) \(c.op.needsMachine ? "needs a machine and has none" : "takes no machine and has one") | \(c.machine.map(escaped) ?? "nil")"
         }
         if let m = c.machine {

@@ -397,6 +397,7 @@ public enum Topic {
     public static func machine(_ worker: String) -> String { "machine.\(worker)" }
     public static func heartbeat(_ worker: String) -> String { "heartbeat.\(worker)" }
     public static func worker(_ worker: String) -> String { "worker.\(worker)" }
+    public static func stats(_ worker: String) -> String { "stats.\(worker)" }
     public static func command(_ worker: String) -> String { "cmd.\(worker)" }
     public static let commandAll = "cmd.all"
 }

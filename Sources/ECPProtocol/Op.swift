@@ -5,20 +5,27 @@ public enum Op: String, Sendable, CaseIterable, Codable {
     case restore, report, ping
     /// Published messages of this run again, for a subscriber that missed some (control socket only).
     case replay
+    /// What the machines use (CPU, memory, disks, network): one machine, or all.
+    case stats
 
     /// Whether the command must name a machine.
     public var needsMachine: Bool {
         switch self {
         case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .undefine, .status: return true
-        case .define, .list, .restore, .report, .ping, .replay: return false
+        case .define, .list, .restore, .report, .ping, .replay, .stats: return false
         }
+    }
+
+    /// Whether the command may name a machine without having to (`stats`: one, or all).
+    public var takesMachine: Bool {
+        needsMachine || self == .stats
     }
 
     /// Whether a success can change a machine's state (and so the state table's `desired`).
     public var changesState: Bool {
         switch self {
         case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .define, .undefine: return true
-        case .status, .list, .restore, .report, .ping, .replay: return false
+        case .status, .list, .restore, .report, .ping, .replay, .stats: return false
         }
     }
 
@@ -28,6 +35,7 @@ public enum Op: String, Sendable, CaseIterable, Codable {
         case .shutdown: return "shut down"
         case .status: return "read the state of"
         case .list: return "list machines"
+        case .stats: return "read the stats of"
         default: return rawValue
         }
     }

@@ -130,14 +130,41 @@ public struct InterfaceStats: Codable, Sendable, Equatable {
 }
 
 /// One sample of every machine (or one), taken in one bulk libvirt call.
-public struct StatsSample: Sendable, Equatable {
+public struct StatsSample: Codable, Sendable, Equatable {
     /// When the sample was taken (ISO 8601 UTC with milliseconds).
     public var collectedAt: String
     public var machines: [MachineStats]
 
+    enum CodingKeys: String, CodingKey {
+        case machines
+        case collectedAt = "collected_at"
+    }
+
     public init(collectedAt: String, machines: [MachineStats]) {
         self.collectedAt = collectedAt
         self.machines = machines
+    }
+}
+
+/// `stats`: the periodic sample, published on `stats.<worker-id>`.
+public struct StatsMessage: Encodable, Sendable {
+    public var type = "stats"
+    public var sample: StatsSample
+
+    enum CodingKeys: String, CodingKey {
+        case type, machines
+        case collectedAt = "collected_at"
+    }
+
+    public init(_ sample: StatsSample) {
+        self.sample = sample
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(sample.machines, forKey: .machines)
+        try c.encode(sample.collectedAt, forKey: .collectedAt)
     }
 }
 

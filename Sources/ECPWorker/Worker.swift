@@ -23,6 +23,8 @@ public struct WorkerConfiguration: Sendable {
     public var stateFile: String = "ecp-state.json"
     public var maxParallel: Int = 8
     public var heartbeatMs: Int = 5000
+    /// Milliseconds between `stats` samples published on `stats.<worker-id>`; 0 switches them off.
+    public var statsIntervalMs: Int = EngineConfiguration.defaultStatsIntervalMs
     /// How long in-flight commands may take to finish at shutdown.
     public var shutdownGraceSeconds: Double = 10
     public var limits: CommandLimits = .default
@@ -63,6 +65,9 @@ public struct WorkerConfiguration: Sendable {
         if libvirtURI.isEmpty { return "--libvirt-uri: must not be empty" }
         if maxParallel < 1 || maxParallel > 1024 { return "--max-parallel: must be between 1 and 1024, got \(maxParallel)" }
         if heartbeatMs < 100 || heartbeatMs > 3_600_000 { return "--heartbeat-ms: must be between 100 and 3600000, got \(heartbeatMs)" }
+        if statsIntervalMs != 0 && (statsIntervalMs < 1000 || statsIntervalMs > 3_600_000) {
+            return "--stats-interval-ms: must be 0 (off) or between 1000 and 3600000, got \(statsIntervalMs)"
+        }
         for (name, value) in [("--commands", commands), ("--control", control), ("--events", events)] {
             guard let value else { continue }
             do {
@@ -162,7 +167,8 @@ public final class Worker: Service, Sendable {
                 limits: c.limits, dedupeCapacity: c.dedupeIDs, dedupeWindowSeconds: c.dedupeWindowSeconds,
                 restore: c.restore, maxQueue: c.maxQueue, shutdownRetryMs: c.shutdownRetryMs,
                 dedupeBytes: c.dedupeBytes,
-                stateRetryMs: min(EngineConfiguration.defaultStateRetryMs, c.heartbeatMs)),
+                stateRetryMs: min(EngineConfiguration.defaultStateRetryMs, c.heartbeatMs),
+                statsIntervalMs: c.statsIntervalMs),
             sink: transport, logger: logger)
         try Self.prepareStateDirectory(for: c.stateFile)
         let table: StateTableLoad
@@ -194,6 +200,8 @@ public final class Worker: Service, Sendable {
                 "endpoint.control": "\(endpointNames["control"]!)",
                 "endpoint.events": "\(endpointNames["events"]!)",
             ])
+
+        engine.startStatsSampling()
 
         if c.restoreAtStartup {
             engine.restore(trigger: "startup", table: table) { _ in }

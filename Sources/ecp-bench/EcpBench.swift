@@ -25,6 +25,6 @@ struct EcpBench: ParsableCommand {
             more results, the worker exited); 2 it could not start (no worker answering, bad options).
             """,
         subcommands: [
-            ThroughputCommand.self, LatencyCommand.self, RestoreCommand.self, StartupCommand.self, MemoryCommand.self, SoakCommand.self,
+            ThroughputCommand.self, LatencyCommand.self, StatsCommand.self, RestoreCommand.self, StartupCommand.self, MemoryCommand.self, SoakCommand.self,
         ])
 }

@@ -60,6 +60,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds between heartbeats (env ECP_HEARTBEAT_MS).")
     var heartbeatMs: Int = envInt("HEARTBEAT_MS", 5000)
 
+    @Option(help: "Milliseconds between samples of the machines' usage, published as stats messages on stats.<worker-id>; 0 switches them off (env ECP_STATS_INTERVAL_MS).")
+    var statsIntervalMs: Int = envInt("STATS_INTERVAL_MS", EngineConfiguration.defaultStatsIntervalMs)
+
     @Option(help: "Seconds that commands in flight may take to finish at shutdown (env ECP_SHUTDOWN_GRACE_S).")
     var shutdownGraceS: Double = env("SHUTDOWN_GRACE_S").flatMap { Double($0) } ?? 10
 
@@ -140,6 +143,7 @@ struct WorkerCommand: AsyncParsableCommand {
         c.stateFile = stateFile
         c.maxParallel = maxParallel
         c.heartbeatMs = heartbeatMs
+        c.statsIntervalMs = statsIntervalMs
         c.shutdownGraceSeconds = shutdownGraceS
         c.shutdownRetryMs = shutdownRetryMs
         // A limit not given follows the ones given: each at most the one that contains it.

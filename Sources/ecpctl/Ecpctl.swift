@@ -35,7 +35,7 @@ struct Ecpctl: ParsableCommand {
         subcommands: [
             StartCommand.self, ShutdownCommand.self, DestroyCommand.self, RebootCommand.self,
             SuspendCommand.self, ResumeCommand.self, DefineCommand.self, UndefineCommand.self,
-            StatusCommand.self, ListCommand.self, PingCommand.self, RestoreCommand.self,
+            StatusCommand.self, ListCommand.self, StatsCommand.self, PingCommand.self, RestoreCommand.self,
             ReportCommand.self, SendCommand.self, TailCommand.self, ReplayCommand.self, KeygenCommand.self,
         ])
 

@@ -108,16 +108,18 @@ func temporaryStatePath() -> String {
 
 func makeEngine(
     uri: String, sink: MemorySink, maxParallel: Int = 4, stateFile: String = temporaryStatePath(),
-    restore: RestoreSettings = .init(), logger: Logger? = nil
+    restore: RestoreSettings = .init(), logger: Logger? = nil, statsIntervalMs: Int = 0
 ) -> Engine {
     var logger = logger ?? Logger(label: "test")
     if logger.label == "test" { logger.logLevel = .critical }
     let engine = Engine(
         configuration: EngineConfiguration(
-            workerID: "t1", libvirtURI: uri, stateFile: stateFile, maxParallel: maxParallel, restore: restore),
+            workerID: "t1", libvirtURI: uri, stateFile: stateFile, maxParallel: maxParallel, restore: restore,
+            statsIntervalMs: statsIntervalMs),
         sink: sink, logger: logger)
     try! engine.openStateTable()
     engine.start()
+    engine.startStatsSampling()
     return engine
 }
 

@@ -23,6 +23,18 @@ struct WorkerConfigurationTests {
     }
 
     @Test(
+        "--stats-interval-ms: 0 (off) or 1 s to 1 h, 15 s by default",
+        arguments: [(0, true), (1000, true), (15_000, true), (3_600_000, true), (999, false), (-1, false), (3_600_001, false)])
+    func statsInterval(value: Int, valid: Bool) {
+        #expect(WorkerConfiguration(workerID: "w1").statsIntervalMs == 15_000)
+        var c = WorkerConfiguration(workerID: "w1")
+        c.statsIntervalMs = value
+        let problem = c.validate()
+        #expect((problem == nil) == valid, "\(value): \(problem ?? "valid")")
+        if let problem { #expect(problem.hasPrefix("--stats-interval-ms: "), "\(problem)") }
+    }
+
+    @Test(
         "--dedupe-bytes: 64 KiB to 64 GiB, 64 MiB by default",
         arguments: [(65_536, true), (64 << 20, true), (64 << 30, true), (0, false), (-1, false), (65_535, false), ((64 << 30) + 1, false), (Int.max, false)])
     func dedupeBytes(value: Int, valid: Bool) {

@@ -68,6 +68,33 @@ struct EcpctlTests {
         }
     }
 
+    @Test("stats: a table with rates from two samples, totals from one, the raw result with --json")
+    func stats() async throws {
+        try await CtlWorker.with { worker in
+            let rates = try await Ctl.run(["stats", "--interval-ms", "200"] + worker.endpoints)
+            #expect(rates.status == 0, "\(rates)")
+            let header = try #require(rates.stdoutLines.first)
+            #expect(header.hasPrefix("NAME") && header.contains("CPU %") && header.contains("DISK READ/s"), "\(rates)")
+            let db = try #require(rates.stdoutLines.first { $0.hasPrefix("db1 ") }, "\(rates)")
+            #expect(db.contains("running") && db.contains("256.0 MiB / 256.0 MiB"), "\(db)")
+            let web = try #require(rates.stdoutLines.first { $0.hasPrefix("web1 ") }, "\(rates)")
+            // A shut-off machine has no CPU share: shown as -, not 0.
+            #expect(web.split(separator: " ", omittingEmptySubsequences: true)[2] == "-", "\(web)")
+
+            let totals = try await Ctl.run(["stats", "db1", "--totals"] + worker.endpoints)
+            #expect(totals.status == 0, "\(totals)")
+            #expect(totals.stdoutLines.first?.contains("DISK READ ") == true, "\(totals)")
+            #expect(totals.stdoutLines.count == 2, "\(totals)")
+
+            let raw = try await Ctl.run(["stats", "--json", "db1"] + worker.endpoints)
+            #expect(raw.status == 0, "\(raw)")
+            #expect(raw.stdout.contains(#""cpu_time_ns""#) && raw.stdout.contains(#""collected_at""#), "\(raw)")
+
+            let missing = try await Ctl.run(["stats", "nobody"] + worker.endpoints)
+            #expect(missing.status == 1, "\(missing)")
+        }
+    }
+
     @Test("define from a file and from stdin, then undefine")
     func defineUndefine() async throws {
         try await CtlWorker.with { worker in

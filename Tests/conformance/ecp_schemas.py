@@ -28,6 +28,7 @@ SCHEMA_FOR_TYPE = {
     "heartbeat": "heartbeat.json",
     "worker.started": "worker_started.json",
     "worker.stopping": "worker_stopping.json",
+    "stats": "stats.json",
 }
 
 #: topic prefix on the events socket -> the `type` values it carries (topic is `<prefix>.<worker-id>`).
@@ -40,6 +41,7 @@ TOPIC_TYPES = {
     "machine": {"machine.event"},
     "heartbeat": {"heartbeat"},
     "worker": {"worker.started", "worker.stopping"},
+    "stats": {"stats"},
 }
 
 #: `type` -> topic prefix.

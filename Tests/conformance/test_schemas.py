@@ -90,6 +90,16 @@ WORKER_STARTED = {"type": "worker.started", "version": "1.0.0", "libvirt_uri": "
 
 WORKER_STOPPING = {"type": "worker.stopping", "reason": "SIGTERM"}
 
+STATS_RUNNING = {"name": "web1", "uuid": UUID_WEB1, "state": "running", "cpu_time_ns": 18846957000,
+                 "cpu_percent": 12.5, "vcpus": 2, "memory_kib": 1048576, "max_memory_kib": 2097152,
+                 "block": [{"name": "vda", "rd_bytes": 1024, "wr_bytes": 2048, "rd_reqs": 3, "wr_reqs": 4, "errs": 0}],
+                 "net": [{"name": "vnet0", "rx_bytes": 10, "tx_bytes": 20, "rx_pkts": 1, "tx_pkts": 2, "rx_errs": 0,
+                          "tx_errs": 0, "rx_drop": 0, "tx_drop": 0}]}
+STATS_SHUTOFF = dict(STATS_RUNNING, name="db1", state="shutoff", cpu_time_ns=None, cpu_percent=None, block=[],
+                     net=[])
+STATS_DATA = {"machines": [STATS_RUNNING, STATS_SHUTOFF], "collected_at": "2026-11-25T20:31:07.123Z"}
+STATS = dict(STATS_DATA, type="stats")
+
 STATUS_DATA = {"state": "running", "reason": "booted", "vcpus": 2, "memory_kib": 1048576,
                "max_memory_kib": 2097152, "cpu_time_ns": 123456789, "persistent": True, "autostart": False}
 
@@ -189,6 +199,11 @@ GOOD_MESSAGES = {
     "worker.started": WORKER_STARTED,
     "worker.started, commands off": dict(WORKER_STARTED, endpoints=dict(WORKER_STARTED["endpoints"], commands=None)),
     "worker.stopping": WORKER_STOPPING,
+    "stats": STATS,
+    "stats, no machines": dict(STATS, machines=[]),
+    "stats, first sample": dict(STATS, machines=[dict(STATS_RUNNING, cpu_percent=None)]),
+    "stats result, all": result("stats", data=STATS_DATA),
+    "stats result, one": result("stats", "web1", data=dict(STATS_DATA, machines=[STATS_RUNNING])),
 }
 
 
@@ -212,6 +227,8 @@ GOOD_COMMANDS = {
                        "args": {"future": [1, 2]}},
     "restore": {"v": 1, "id": "rs", "op": "restore"},
     "report": {"v": 1, "id": "rp", "op": "report"},
+    "stats of every machine": {"v": 1, "id": "st", "op": "stats"},
+    "stats of one machine": {"v": 1, "id": "st", "op": "stats", "machine": "web1"},
     "replay": {"v": 1, "id": "rl", "op": "replay"},
     "replay all args": {"v": 1, "id": "rl", "op": "replay",
                         "args": {"since_seq": 0, "limit": 5000, "topics": ["result.", "error.libvirt."]}},
@@ -315,6 +332,13 @@ BAD_MESSAGES = {
     "heartbeat saved with unsaved_since": dict(HEARTBEAT, unsaved_since="2026-11-25T20:31:07.123Z"),
     "heartbeat unsaved_since not a timestamp": dict(HEARTBEAT, state_table="unsaved", unsaved_since="yesterday"),
     "worker.started without endpoints": without(WORKER_STARTED, "endpoints"),
+    "stats without collected_at": without(STATS, "collected_at"),
+    "stats machine without cpu_time_ns": dict(STATS, machines=[without(STATS_RUNNING, "cpu_time_ns")]),
+    "stats vcpus a string": dict(STATS, machines=[dict(STATS_RUNNING, vcpus="2")]),
+    "stats negative cpu_percent": dict(STATS, machines=[dict(STATS_RUNNING, cpu_percent=-1)]),
+    "stats block without errs": dict(STATS, machines=[dict(STATS_RUNNING, block=[without(STATS_RUNNING["block"][0], "errs")])]),
+    "stats result without data": result("stats"),
+    "stats result with a stray field": result("stats", data=dict(STATS_DATA, extra=1)),
     "worker.stopping without reason": without(WORKER_STOPPING, "reason"),
     "unknown type": {"type": "result.v2", "id": "x"},
 }
@@ -412,7 +436,7 @@ def test_every_type_has_a_schema_and_a_topic(schemas):
 def test_every_schema_is_draft_2020_12_with_an_id(schemas):
     expected = {"command.json", "envelope.json", "accepted.json", "result.json", "e2libvirterror.json",
                 "request_error.json", "restore_outcome.json", "restore_summary.json", "machine_event.json",
-                "heartbeat.json", "worker_started.json", "worker_stopping.json", "state_table.json"}
+                "heartbeat.json", "worker_started.json", "worker_stopping.json", "state_table.json", "stats.json"}
     assert set(schemas.by_file) == expected
     for name, schema in schemas.by_file.items():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", name

@@ -27,6 +27,11 @@ public struct EngineConfiguration: Sendable {
     /// asks for a try at least once per heartbeat interval: the worker keeps it within that.
     public var stateRetryMs: Int = EngineConfiguration.defaultStateRetryMs
 
+    /// Milliseconds between the periodic samples of the machines' usage (`stats` messages);
+    /// 0 takes none, and the metrics take a sample when asked.
+    public var statsIntervalMs: Int = EngineConfiguration.defaultStatsIntervalMs
+
+    public static let defaultStatsIntervalMs = 15_000
     public static let defaultShutdownRetryMs = 5_000
     public static let defaultStateRetryMs = StateStore.defaultRetryMs
     public static let defaultDedupeBytes = 64 << 20
@@ -36,8 +41,10 @@ public struct EngineConfiguration: Sendable {
         dedupeCapacity: Int = 10_000, dedupeWindowSeconds: Double = 600, restore: RestoreSettings = .init(),
         maxQueue: Int = 10_000, shutdownRetryMs: Int = EngineConfiguration.defaultShutdownRetryMs,
         dedupeBytes: Int = EngineConfiguration.defaultDedupeBytes,
-        stateRetryMs: Int = EngineConfiguration.defaultStateRetryMs
+        stateRetryMs: Int = EngineConfiguration.defaultStateRetryMs,
+        statsIntervalMs: Int = EngineConfiguration.defaultStatsIntervalMs
     ) {
+        self.statsIntervalMs = statsIntervalMs
         self.dedupeBytes = dedupeBytes
         self.stateRetryMs = stateRetryMs
         self.maxQueue = maxQueue
@@ -137,6 +144,9 @@ public final class Engine: Sendable {
     /// Commands' and restores' deadlines.
     let deadlines = Scheduler(name: "ecp-deadlines")
     private let machineStops = MachineStops()
+    let statsCollector: StatsCollector
+    /// The periodic samples of the machines' usage; none when `statsIntervalMs` is 0.
+    private let statsTimer = Scheduler(name: "ecp-stats")
     /// Commands accepted and not yet answered, so that those still running when the worker
     /// stops can be answered.
     private let unanswered = Mutex<[ObjectIdentifier: Job]>([:])
@@ -179,7 +189,7 @@ public final class Engine: Sendable {
     }
 
     struct Topics: Sendable {
-        let ack, result, libvirtError, requestError, machine, heartbeat, worker, restore: String
+        let ack, result, libvirtError, requestError, machine, heartbeat, worker, restore, stats: String
         init(_ id: String) {
             ack = Topic.ack(id)
             result = Topic.result(id)
@@ -189,6 +199,7 @@ public final class Engine: Sendable {
             heartbeat = Topic.heartbeat(id)
             worker = Topic.worker(id)
             restore = Topic.restore(id)
+            stats = Topic.stats(id)
         }
     }
 
@@ -206,12 +217,15 @@ public final class Engine: Sendable {
             retryMs: configuration.stateRetryMs)
         self.restoreSettings = configuration.restore
         let box = SessionCallbacks()
+        let statsCollector: StatsCollector
         self.session = LibvirtSession(
             uri: configuration.libvirtURI, logger: logger,
             onEvent: { event in box.engine?.handleLifecycle(event) })
+        statsCollector = StatsCollector(session: session)
+        self.statsCollector = statsCollector
         self.operations = Operations(
             session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs,
-            machineStops: machineStops)
+            machineStops: machineStops, stats: statsCollector)
         self.dispatcher = Dispatcher<Job>(
             threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
         box.engine = self
@@ -221,6 +235,7 @@ public final class Engine: Sendable {
     }
 
     deinit {
+        statsTimer.stop()
         events.stop()
         deadlines.stop()
         dispatcher.stop()
@@ -458,7 +473,11 @@ public final class Engine: Sendable {
         case .none:
             result.changed = outcome.changed
             result.state = outcome.state?.name
-            result.data = outcome.data ?? .object([:])
+            if let json = outcome.dataJSON, outcome.data == nil {
+                result.dataJSON = json
+            } else {
+                result.data = outcome.data ?? .object([:])
+            }
         case .libvirt(let error, let action):
             let record = E2LibvirtErrorRecord(
                 error, id: command.id, op: command.op.rawValue, machine: command.machine, action: action)
@@ -624,6 +643,36 @@ public final class Engine: Sendable {
         sink.send(Outgoing(topic: topics.heartbeat, body: Codec.encode(message)))
     }
 
+    // MARK: stats
+
+    /// Starts the periodic samples: the first now, then one every `statsIntervalMs`, on a thread
+    /// of their own, so that a slow libvirt holds up neither the commands nor the sockets.
+    public func startStatsSampling() {
+        let interval = config.statsIntervalMs
+        guard interval > 0 else { return }
+        statsTimer.run { [weak self] in self?.periodicSample(due: monotonicNanos(), intervalMs: interval) }
+    }
+
+    private func periodicSample(due: UInt64, intervalMs: Int) {
+        guard accepting.load(ordering: .relaxed) else { return }
+        do {
+            let sample = try statsCollector.sample(machine: nil)
+            sink.send(Outgoing(topic: topics.stats, body: Codec.encode(StatsMessage(sample))))
+        } catch {
+            logger.warning("periodic stats sample failed; the next one comes at its time", metadata: error.logMetadata)
+        }
+        // Each sample is due a whole number of intervals after the first; one that ran late
+        // skips the instants it missed rather than catching up in a burst.
+        let step = UInt64(intervalMs) * 1_000_000
+        let now = monotonicNanos()
+        var next = due + step
+        if next <= now { next += (now - next) / step * step + step }
+        let due = next
+        _ = statsTimer.run(afterMilliseconds: Int((due - now) / 1_000_000)) { [weak self] in
+            self?.periodicSample(due: due, intervalMs: intervalMs)
+        }
+    }
+
     /// Publishes `worker.started`.
     public func announceStart(version: String, endpoints: [String: String]) {
         sink.send(Outgoing(
@@ -674,6 +723,7 @@ public final class Engine: Sendable {
             // be written, which the store's last flush below does.
             logger.warning("stopping with results waiting for their state to be saved", metadata: ["in_flight": "\(inFlight)"])
         }
+        statsTimer.stop()
         dispatcher.stop()
         recordShutdownStates()
         store.stop()
@@ -702,5 +752,14 @@ extension Command {
         var m: Logger.Metadata = ["command.id": "\(id)", "command.op": "\(op.rawValue)"]
         if let machine { m["machine.name"] = "\(machine)" }
         return m
+    }
+}
+
+extension Engine: StatsSource {
+    /// The last periodic sample (nil before the first); with periodic samples off, a fresh one
+    /// taken on the caller's thread, which must not be one of the sockets'.
+    public func latestStats() -> StatsSample? {
+        if config.statsIntervalMs > 0 { return statsCollector.latestSample }
+        return try? statsCollector.sample(machine: nil)
     }
 }

@@ -9,6 +9,9 @@ struct OpOutcome: Sendable {
     var changed: Bool = false
     var state: DomainState?
     var data: JSONValue?
+    /// `data` already written as JSON (a large result, such as `stats` of many machines, skips
+    /// the detour through `JSONValue`).
+    var dataJSON: [UInt8]?
     /// The machine's identity, when the op resolved one (for the state table and the result).
     var machineName: String?
     var machineUUID: String?
@@ -39,6 +42,8 @@ struct Operations: Sendable {
     let shutdownRetryMs: Int
     /// Where a waiting `shutdown` learns that its machine powered off.
     let machineStops: MachineStops
+    /// Takes `stats` samples and remembers CPU times between them.
+    let stats: StatsCollector
 
     func run(_ command: Command) -> OpOutcome {
         switch command.op {
@@ -48,6 +53,7 @@ struct Operations: Sendable {
             return o
         case .list: return list()
         case .define: return define(xml: command.args.xml ?? "")
+        case .stats: return stats(command.machine)
         case .restore, .report:
             // Handled by the engine before it gets here.
             return OpOutcome()
@@ -80,6 +86,17 @@ struct Operations: Sendable {
         } catch {
             session.noteFailure(error, on: conn)
             return .failed(.libvirt(error, action: "list machines"))
+        }
+    }
+
+    private func stats(_ machine: String?) -> OpOutcome {
+        do {
+            let sample = try stats.sample(machine: machine)
+            var o = OpOutcome()
+            o.dataJSON = [UInt8](Codec.encode(sample))
+            return o
+        } catch {
+            return .failed(.libvirt(error, action: machine.map { "read the stats of machine '\($0)'" } ?? "read the stats of the machines"))
         }
     }
 

@@ -15,7 +15,7 @@ import ECPProtocol
 /// reports it and, at the end, puts back any machine left in the other state.
 struct OpMix: CustomStringConvertible {
     /// The ops a run may use: read-only ones, and the suspend/resume pair, which a run can undo.
-    static let allowed: [Op] = [.status, .suspend, .resume, .ping, .list, .report]
+    static let allowed: [Op] = [.status, .suspend, .resume, .ping, .list, .report, .stats]
 
     var weights: [(op: Op, weight: Int)]
 

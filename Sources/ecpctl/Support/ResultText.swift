@@ -27,6 +27,8 @@ enum ResultText {
             lines = restoreSummaryLines(data, title: "restore")
         case .report?:
             lines = reportLines(data)
+        case .stats?:
+            lines = StatsTable.lines(data, before: nil, seconds: 0)
         case .replay?:
             let count = data["messages"]?.arrayValue?.count ?? 0
             lines = ["replay: \(count) message\(count == 1 ? "" : "s"), next_seq \(data.text("next_seq")), more \(data.text("more")), oldest_seq \(data.text("oldest_seq")), truncated \(data.text("truncated"))"]
