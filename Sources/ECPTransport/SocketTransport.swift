@@ -1,3 +1,4 @@
+import CoreMetrics
 import ECPProtocol
 import FoundationEssentials
 import Glibc
@@ -101,12 +102,31 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
         }
     }
     private let finished = OneShot<Void>()
+    /// A counter per topic the worker publishes on, keyed by the whole topic so that counting a
+    /// message is a lookup and an add; the label leaves the worker id out.
+    private let published: [String: Counter]
+    private let publishedOther: Counter
     private var handler: (@Sendable (Data, Origin) -> Void)?
     private var badFrames: (@Sendable (String, Origin) -> Void)?
     /// The endpoints actually bound (with real ports when bound to `*`), by socket name.
     public var boundEndpoints: [String: String] { shared.withLock { $0.boundEndpoints } }
 
-    public init(context: Context, endpoints: Endpoints, options: Options = .init(), workerID: String, run: String, logger: Logger) throws {
+    public init(
+        context: Context, endpoints: Endpoints, options: Options = .init(), workerID: String, run: String, logger: Logger,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) throws {
+        var published: [String: Counter] = [:]
+        let kinds: [(String, (String) -> String)] = [
+            ("ack", Topic.ack), ("result", Topic.result), ("error.libvirt", Topic.libvirtError),
+            ("error.request", Topic.requestError), ("restore", Topic.restore), ("machine", Topic.machine),
+            ("heartbeat", Topic.heartbeat), ("worker", Topic.worker),
+        ]
+        for (kind, topic) in kinds {
+            published[topic(workerID)] = Counter(
+                label: Self.publishedMetric, dimensions: [("topic_kind", kind)], factory: metrics)
+        }
+        self.published = published
+        self.publishedOther = Counter(label: Self.publishedMetric, dimensions: [("topic_kind", "other")], factory: metrics)
         self.context = context
         self.endpoints = endpoints
         self.options = options
@@ -357,6 +377,7 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
                 if message.published, let pub = sockets.events {
                     do {
                         try publish(message.topic, on: pub)
+                        (published[message.topic] ?? publishedOther).increment()
                     } catch {
                         logger.error("event publish failed", metadata: ["zmq.error": "\(error)", "event.topic": "\(message.topic)"])
                     }
@@ -375,6 +396,9 @@ public final class SocketTransport: MessageSink, @unchecked Sendable {
             sending.removeAll(keepingCapacity: true)
         }
     }
+
+    /// The name `ecp_worker_messages_published_total` (kept here: the transport does not know the engine).
+    public static let publishedMetric = "ecp_worker_messages_published_total"
 
     private func droppedReply(reason: String) {
         dropped.unlogged += 1

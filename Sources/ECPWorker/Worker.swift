@@ -2,6 +2,7 @@ import ECPEngine
 import ECPTransport
 import ECPProtocol
 import FoundationEssentials
+import CoreMetrics
 import Logging
 import ServiceLifecycle
 import ZeroMQ
@@ -20,6 +21,8 @@ public struct WorkerConfiguration: Sendable {
     public var commands: String? = ">tcp://127.0.0.1:5555"
     public var control: String? = "@tcp://127.0.0.1:5557"
     public var events: String? = "@tcp://127.0.0.1:5556"
+    /// Where `GET /metrics` is served (host:port); nil switches it off.
+    public var metrics: String? = "127.0.0.1:5558"
     public var stateFile: String = "ecp-state.json"
     public var maxParallel: Int = 8
     public var heartbeatMs: Int = 5000
@@ -75,6 +78,9 @@ public struct WorkerConfiguration: Sendable {
             } catch {
                 return "\(name): \(CommandDecoder.quote(value)) is not an endpoint (use @tcp://host:port to bind, >tcp://host:port to connect, or none)"
             }
+        }
+        if let metrics, parseMetricsAddress(metrics) == nil {
+            return "--metrics: \(CommandDecoder.quote(metrics)) is not an address (use host:port, e.g. 127.0.0.1:5558, or none)"
         }
         if restore.parallel < 1 || restore.parallel > 256 { return "--restore-parallel: must be between 1 and 256, got \(restore.parallel)" }
         if restore.staggerMs < 0 || restore.staggerMs > 600_000 { return "--restore-stagger-ms: must be between 0 and 600000, got \(restore.staggerMs)" }
@@ -159,8 +165,11 @@ public final class Worker: Service, Sendable {
                 logger.warning("no client keys in the CURVE clients directory: nobody can connect", metadata: ["curve.clients_dir": "\(clients)"])
             }
         }
+        let metricsEndpoint = c.metrics == nil ? nil : MetricsEndpoint()
+        let metricsFactory = metricsEndpoint?.factory ?? NOOPMetricsHandler.instance
         let transport = try SocketTransport(
-            context: context, endpoints: endpoints, options: options, workerID: c.workerID, run: run, logger: logger)
+            context: context, endpoints: endpoints, options: options, workerID: c.workerID, run: run, logger: logger,
+            metrics: metricsFactory)
         let engine = Engine(
             configuration: EngineConfiguration(
                 workerID: c.workerID, libvirtURI: c.libvirtURI, stateFile: c.stateFile, maxParallel: c.maxParallel,
@@ -169,7 +178,7 @@ public final class Worker: Service, Sendable {
                 dedupeBytes: c.dedupeBytes,
                 stateRetryMs: min(EngineConfiguration.defaultStateRetryMs, c.heartbeatMs),
                 statsIntervalMs: c.statsIntervalMs),
-            sink: transport, logger: logger)
+            sink: transport, logger: logger, metrics: metricsFactory)
         try Self.prepareStateDirectory(for: c.stateFile)
         let table: StateTableLoad
         do {
@@ -202,6 +211,16 @@ public final class Worker: Service, Sendable {
             ])
 
         engine.startStatsSampling()
+        var metricsTask: Task<Void, Never>?
+        if let metricsEndpoint, let address = c.metrics.flatMap(parseMetricsAddress) {
+            metricsEndpoint.attach(
+                readings: MetricsReadings(
+                    inFlight: { engine.inFlight }, libvirtConnected: { engine.libvirtConnected },
+                    uptimeSeconds: { engine.uptimeSeconds }),
+                stats: engine)
+            // It inherits this service's graceful-shutdown context, so it closes when the worker stops.
+            metricsTask = Task { await metricsEndpoint.serve(host: address.host, port: address.port, logger: logger) }
+        }
 
         if c.restoreAtStartup {
             engine.restore(trigger: "startup", table: table) { _ in }
@@ -225,6 +244,16 @@ public final class Worker: Service, Sendable {
         engine.stopIntake()
         transport.closeIntake()
         heartbeats.cancel()
+        if let metricsTask {
+            // The endpoint closes on the same graceful shutdown; cancelling is the fallback for a
+            // close that hangs, since it cuts requests short.
+            let fallback = Task {
+                try? await Task.sleep(for: .seconds(5))
+                metricsTask.cancel()
+            }
+            await metricsTask.value
+            fallback.cancel()
+        }
         await engine.drain(graceSeconds: c.shutdownGraceSeconds)
         engine.announceStop(reason: "signal")
         // Closing the sockets (with their linger) delivers what is queued, `worker.stopping` included;

@@ -51,6 +51,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Events socket (PUB) endpoint, or none (env ECP_EVENTS).")
     var events: String = env("EVENTS") ?? "@tcp://127.0.0.1:5556"
 
+    @Option(help: "Address (host:port) of the Prometheus endpoint, GET /metrics over HTTP, or none (env ECP_METRICS).")
+    var metrics: String = env("METRICS") ?? "127.0.0.1:5558"
+
     @Option(help: "Path of the state table, the machines' desired and observed states (env ECP_STATE_FILE).")
     var stateFile: String = env("STATE_FILE") ?? "ecp-state.json"
 
@@ -140,6 +143,7 @@ struct WorkerCommand: AsyncParsableCommand {
         c.commands = commands == "none" ? nil : commands
         c.control = control == "none" ? nil : control
         c.events = events == "none" ? nil : events
+        c.metrics = metrics == "none" ? nil : metrics
         c.stateFile = stateFile
         c.maxParallel = maxParallel
         c.heartbeatMs = heartbeatMs

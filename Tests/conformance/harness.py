@@ -394,7 +394,8 @@ class Worker:
             "--state-file", str(self.state_file),
             "--heartbeat-ms", str(HEARTBEAT_MS),
             "--log-format", "json",
-        ] + (self.curve.worker_args() if self.curve else []) + list(extra_args) \
+        ] + (self.curve.worker_args() if self.curve else []) \
+            + ([] if any(a.startswith("--metrics") for a in extra_args) else ["--metrics", "none"]) + list(extra_args) \
             + shlex.split(os.environ.get("ECP_WORKER_EXTRA_ARGS", ""))
         self.stdout_path = self.workdir / "stdout.log"
         self.stderr_path = self.workdir / "stderr.log"

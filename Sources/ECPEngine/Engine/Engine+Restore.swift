@@ -199,6 +199,7 @@ extension Engine {
         run.condition.lock()
         run.outcomes.append(outcome)
         run.condition.unlock()
+        metrics.restoreOutcome(action: outcome.action, milliseconds: outcome.durationMs)
         var metadata: Logger.Metadata = [
             "restore.id": "\(run.id)", "machine.name": "\(outcome.machine)", "machine.uuid": "\(outcome.uuid)",
             "restore.desired": "\(outcome.desired)", "restore.found": "\(outcome.found ?? "undefined")",
@@ -208,6 +209,7 @@ extension Engine {
             metadata["error.summary"] = "\(error.summary)"
             metadata["error.category"] = "\(error.category)"
             if case .libvirt(let record) = error {
+                metrics.libvirtError(codeName: record.codeName, category: record.category)
                 metadata["libvirt.code_name"] = "\(record.codeName)"
                 metadata["libvirt.message"] = "\(record.message ?? "")"
                 sink.send(Outgoing(topic: topics.libvirtError, body: Codec.encode(record)))

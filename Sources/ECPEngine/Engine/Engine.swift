@@ -1,3 +1,4 @@
+import CoreMetrics
 import ECPProtocol
 import Threading
 import FoundationEssentials
@@ -137,6 +138,7 @@ public final class Engine: Sendable {
     private let dispatcher: Dispatcher<Job>
     private let accepting = Atomic<Bool>(true)
     private let counters = Counters()
+    let metrics: EngineMetrics
     let startedAt = monotonicNanos()
     let topics: Topics
     /// Lifecycle events, in order, off libvirt's event thread.
@@ -203,8 +205,14 @@ public final class Engine: Sendable {
         }
     }
 
-    public init(configuration: EngineConfiguration, sink: any MessageSink, logger: Logger) {
+    /// `metrics` receives the engine's figures (commands, errors, restores, state commits); by
+    /// default they go nowhere.
+    public init(
+        configuration: EngineConfiguration, sink: any MessageSink, logger: Logger,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) {
         self.config = configuration
+        self.metrics = EngineMetrics(factory: metrics)
         self.sink = sink
         self.logger = logger
         self.decoder = CommandDecoder(limits: configuration.limits)
@@ -214,7 +222,7 @@ public final class Engine: Sendable {
         self.topics = Topics(configuration.workerID)
         self.store = StateStore(
             path: configuration.stateFile, workerID: configuration.workerID, logger: logger,
-            retryMs: configuration.stateRetryMs)
+            retryMs: configuration.stateRetryMs, metrics: self.metrics)
         self.restoreSettings = configuration.restore
         let box = SessionCallbacks()
         let statsCollector: StatsCollector
@@ -407,6 +415,7 @@ public final class Engine: Sendable {
         if let id = error.id { metadata["command.id"] = "\(id)" }
         if let field = error.field { metadata["request.field"] = "\(field)" }
         logger.warning("command refused", metadata: metadata)
+        metrics.requestError(error.reason)
         // A refused replay is answered to its client only, like a replay.
         let published = !(error.op == .replay && origin.reply != nil)
         sink.send(Outgoing(
@@ -466,6 +475,13 @@ public final class Engine: Sendable {
         unanswered.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(job)) }
         let command = job.command
         let duration = millis(since: job.acceptedAt)
+        let outcomeLabel: CommandOutcomeLabel
+        switch outcome.failure {
+        case .none: outcomeLabel = .ok
+        case .libvirt: outcomeLabel = .libvirtError
+        case .worker: outcomeLabel = .workerError
+        }
+        metrics.command(command.op, outcome: outcomeLabel, nanoseconds: monotonicNanos() &- job.acceptedAt)
         var result = ResultMessage(
             id: command.id, op: command.op.rawValue, machine: command.machine, ok: outcome.failure == nil,
             durationMs: duration)
@@ -482,6 +498,7 @@ public final class Engine: Sendable {
             let record = E2LibvirtErrorRecord(
                 error, id: command.id, op: command.op.rawValue, machine: command.machine, action: action)
             result.error = .libvirt(record)
+            metrics.libvirtError(codeName: record.codeName, category: record.category)
             logger.error(
                 "command failed",
                 metadata: commandMetadata(command).merging(error.logMetadata) { _, n in n }.merging([
@@ -689,6 +706,12 @@ public final class Engine: Sendable {
 
     /// Commands in flight (accepted, not yet answered).
     public var inFlight: Int { counters.inFlight.load(ordering: .relaxed) }
+
+    /// Whether the libvirt connection is up, as heartbeats report it.
+    public var libvirtConnected: Bool { session.isConnected }
+
+    /// Seconds since the engine was made.
+    public var uptimeSeconds: Double { Double(monotonicNanos() &- startedAt) / 1e9 }
 
     /// Stops taking commands: from now on they are answered `busy`.
     public func stopIntake() {

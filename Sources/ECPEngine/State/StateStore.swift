@@ -61,8 +61,10 @@ final class StateStore: @unchecked Sendable {
     private var unsavedSince: String?
     /// The pause after a failed write before the next try.
     private let retryNanos: UInt64
+    private let metrics: EngineMetrics
 
-    init(path: String, workerID: String, logger: Logger, retryMs: Int = StateStore.defaultRetryMs) {
+    init(path: String, workerID: String, logger: Logger, retryMs: Int = StateStore.defaultRetryMs, metrics: EngineMetrics = .none) {
+        self.metrics = metrics
         self.path = path
         self.workerID = workerID
         self.logger = logger
@@ -306,11 +308,15 @@ final class StateStore: @unchecked Sendable {
             let attemptedAt = Timestamp.now()
             snapshot.savedAt = attemptedAt
             let ok: Bool
+            let writeStarted = monotonicNanos()
             do {
                 try write(snapshot)
                 ok = true
+                metrics.stateCommits.increment()
+                metrics.stateCommitDuration.recordNanoseconds(Int64(clamping: monotonicNanos() &- writeStarted))
             } catch {
                 ok = false
+                metrics.stateCommitFailures.increment()
                 condition.lock()
                 dirty = true
                 let since = unsavedSince

@@ -179,6 +179,9 @@ final class WorkerProcess: Sendable {
         if let level = options.logLevel { arguments += ["--log-level", level] }
         if let bytes = options.maxFrameBytes { arguments += ["--max-frame-bytes", String(bytes)] }
         if let grace = options.shutdownGraceSeconds { arguments += ["--shutdown-grace-s", String(grace)] }
+        // Workers run side by side in the tests: none takes the metrics endpoint's fixed default
+        // port unless a test asks for the endpoint.
+        if !options.extraArguments.contains(where: { $0.hasPrefix("--metrics") }) { arguments += ["--metrics", "none"] }
         arguments += options.extraArguments
         self.arguments = arguments
 

@@ -1,0 +1,118 @@
+import CoreMetrics
+import ECPEngine
+import ECPProtocol
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import Synchronization
+
+/// What the endpoint reads from the running worker at each scrape.
+public struct MetricsReadings: Sendable {
+    public var inFlight: @Sendable () -> Int
+    public var libvirtConnected: @Sendable () -> Bool
+    public var uptimeSeconds: @Sendable () -> Double
+
+    public init(inFlight: @escaping @Sendable () -> Int, libvirtConnected: @escaping @Sendable () -> Bool, uptimeSeconds: @escaping @Sendable () -> Double) {
+        self.inFlight = inFlight
+        self.libvirtConnected = libvirtConnected
+        self.uptimeSeconds = uptimeSeconds
+    }
+}
+
+/// The worker's figures and its machines' stats in Prometheus's text format, on `GET /metrics`.
+public final class MetricsEndpoint: Sendable {
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    public let registry = PrometheusCollectorRegistry()
+    private let stats = Mutex<(any StatsSource)?>(nil)
+    private let readings = Mutex<MetricsReadings?>(nil)
+    private let inFlight: Prometheus.Gauge
+    private let libvirtConnected: Prometheus.Gauge
+    private let uptime: Prometheus.Gauge
+
+    public init() {
+        func describe(_ name: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(metricName: name, unitName: "", helpText: WorkerMetricsFactory.help[name] ?? "")
+        }
+        inFlight = registry.makeGauge(descriptor: describe(MetricName.inFlight))
+        libvirtConnected = registry.makeGauge(descriptor: describe(MetricName.libvirtConnected))
+        uptime = registry.makeGauge(descriptor: describe(MetricName.uptime))
+    }
+
+    /// The swift-metrics factory whose figures this endpoint serves.
+    public var factory: any MetricsFactory { WorkerMetricsFactory(registry: registry) }
+
+    /// Connects the endpoint to the running worker: its readings, and wherever its machines' stats
+    /// come from (any `StatsSource`, the engine's by default).
+    public func attach(readings: MetricsReadings, stats source: any StatsSource) {
+        self.readings.withLock { $0 = readings }
+        self.stats.withLock { $0 = source }
+    }
+
+    /// One scrape's text. The stats are the source's latest sample, already taken: no libvirt call
+    /// runs on the HTTP event loop.
+    public func scrape() -> [UInt8] {
+        if let r = readings.withLock({ $0 }) {
+            inFlight.set(to: Double(r.inFlight()))
+            libvirtConnected.set(to: r.libvirtConnected() ? 1 : 0)
+            uptime.set(to: r.uptimeSeconds())
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 << 10)
+        registry.emit(into: &buffer)
+        if let sample = stats.withLock({ $0 })?.latestStats() {
+            DomainMetrics.registry(for: sample).emit(into: &buffer)
+        }
+        return buffer
+    }
+
+    /// Serves until the worker shuts down (graceful shutdown or cancellation). An address that
+    /// cannot be bound is logged as an error and the worker runs on without the endpoint.
+    public func serve(host: String, port: Int, logger: Logger, onReady: (@Sendable (Int) -> Void)? = nil) async {
+        let router = Router()
+        router.get("/metrics") { [self] _, _ -> Response in
+            let body = scrape()
+            return Response(
+                status: .ok, headers: [.contentType: Self.contentType],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        // Its own event loop thread: however slow or hostile a scraper, the sockets and the
+        // engine never wait on it.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var quiet = logger
+        quiet.logLevel = .warning
+        let app = Application(
+            router: router,
+            // A scraper that connects and says nothing is dropped after the idle timeout.
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 32),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                logger.notice("metrics endpoint ready", metadata: ["endpoint.metrics": "http://\(host):\(bound)/metrics"])
+                onReady?(bound)
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: quiet)
+        do {
+            try await app.run()
+        } catch is CancellationError {
+        } catch {
+            logger.error(
+                "metrics endpoint cannot listen; the worker runs on without it",
+                metadata: ["endpoint.metrics": "\(host):\(port)", "error": "\(error)"])
+        }
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// Splits `host:port` (`[v6]:port` too); nil when it is not one.
+public func parseMetricsAddress(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":") else { return nil }
+    var host = String(text[..<colon])
+    guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { return nil }
+    return (host, port)
+}
