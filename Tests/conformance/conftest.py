@@ -9,18 +9,17 @@ import os
 
 import pytest
 
+import requires
+
 from ecp_schemas import SchemaSet
 
 
 def worker_binary():
     """The worker binary from ECP_WORKER_BIN, or a pytest skip saying why there is none."""
-    path = os.environ.get("ECP_WORKER_BIN", "").strip()
-    if not path:
-        pytest.skip("ECP_WORKER_BIN is not set: point it at the ecp-worker binary "
-                    "(e.g. ECP_WORKER_BIN=$PWD/.build/debug/ecp-worker) to run the conformance tests")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.skip(f"ECP_WORKER_BIN={path!r} is not an executable file")
-    return path
+    problem = requires.worker_problem()
+    if problem:
+        pytest.skip(problem)
+    return os.environ["ECP_WORKER_BIN"].strip()
 
 
 @pytest.fixture(scope="session")

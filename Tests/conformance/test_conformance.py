@@ -12,14 +12,9 @@ import uuid
 
 import pytest
 
-if not os.environ.get("ECP_WORKER_BIN", "").strip():
-    pytest.skip("ECP_WORKER_BIN is not set: point it at the ecp-worker binary "
-                "(e.g. ECP_WORKER_BIN=$PWD/.build/debug/ecp-worker) to run the conformance tests",
-                allow_module_level=True)
-if not (os.path.isfile(os.environ["ECP_WORKER_BIN"]) and os.access(os.environ["ECP_WORKER_BIN"], os.X_OK)):
-    pytest.skip(f"ECP_WORKER_BIN={os.environ['ECP_WORKER_BIN']!r} is not an executable file",
-                allow_module_level=True)
-pytest.importorskip("zmq", reason="python3-zmq is required")
+import requires  # noqa: E402
+
+requires.worker_and_zmq()
 
 from ecp_schemas import strip_envelope  # noqa: E402
 from harness import (CHANNELS, DEFAULT_TIMEOUT, HEARTBEAT_MS, NODE_MACHINES, domain_xml,  # noqa: E402
