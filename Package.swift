@@ -36,7 +36,8 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "Threading"),
         .target(name: "Libvirt", dependencies: ["CLibvirt", "Threading"]),
-        .target(name: "ECPProtocol", dependencies: [.product(name: "DequeModule", package: "swift-collections")]),
+        // No dependencies: scripts/fuzz.sh compiles its sources alone with libFuzzer.
+        .target(name: "ECPProtocol"),
         // The engine: commands, dispatcher, operations, restore, state table. It knows libvirt
         // and the protocol, never ZeroMQ: messages leave it through a MessageSink.
         .target(

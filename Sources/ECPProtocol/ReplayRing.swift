@@ -1,4 +1,3 @@
-import DequeModule
 import Synchronization
 
 /// The bounds of a `replay` request.
@@ -23,11 +22,39 @@ public final class ReplayRing: Sendable {
         var cost: Int { message.count + topic.utf8.count + 64 }
     }
 
+    /// The kept entries are `entries[head...]`, oldest first: dropping the oldest moves `head`,
+    /// and the dropped slots are reclaimed once they are half the array.
     private struct State {
-        var entries = Deque<Entry>()
+        var entries: [Entry] = []
+        var head = 0
         var bytes = 0
         /// The seq of the newest message published, kept or not.
         var newest: UInt64 = 0
+
+        var count: Int { entries.count - head }
+        var first: Entry? { head < entries.count ? entries[head] : nil }
+        subscript(i: Int) -> Entry { entries[head + i] }
+
+        mutating func append(_ entry: Entry) {
+            entries.append(entry)
+            bytes += entry.cost
+        }
+
+        mutating func dropOldest() {
+            bytes -= entries[head].cost
+            entries[head].message = []
+            head += 1
+            if head >= 1024 && head * 2 >= entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+        }
+
+        mutating func removeAll() {
+            entries.removeAll()
+            head = 0
+            bytes = 0
+        }
     }
 
     public let maxMessages: Int
@@ -46,35 +73,31 @@ public final class ReplayRing: Sendable {
         state.withLock { s in
             s.newest = seq
             guard maxMessages > 0, entry.cost <= maxBytes else {
-                s.entries.removeAll()
-                s.bytes = 0
+                s.removeAll()
                 return
             }
-            s.entries.append(entry)
-            s.bytes += entry.cost
-            while s.entries.count > maxMessages || s.bytes > maxBytes {
-                s.bytes -= s.entries.removeFirst().cost
-            }
+            s.append(entry)
+            while s.count > maxMessages || s.bytes > maxBytes { s.dropOldest() }
         }
     }
 
     /// How many messages and bytes are kept now (for tests and measurements).
     public var usage: (messages: Int, bytes: Int) {
-        state.withLock { ($0.entries.count, $0.bytes) }
+        state.withLock { ($0.count, $0.bytes) }
     }
 
     /// One page of what was published after `since`: oldest first, at most `limit` matching
     /// `topics` (prefixes; nil for every topic).
     public func page(since: UInt64, limit: Int, topics: [String]?) -> ReplayPage {
         state.withLock { s in
-            let oldest = s.entries.first?.seq ?? s.newest + 1
+            let oldest = s.first?.seq ?? s.newest + 1
             var page = ReplayPage(
                 messages: [], nextSeq: since, more: false, oldestSeq: oldest,
                 truncated: since + 1 < oldest)
             // Entries are consecutive in seq: the first one after `since` is found by arithmetic.
             var index = since < oldest ? 0 : Int(since - oldest + 1)
-            while index < s.entries.count, page.messages.count < limit {
-                let entry = s.entries[index]
+            while index < s.count, page.messages.count < limit {
+                let entry = s[index]
                 if topics.map({ prefixes in prefixes.contains { entry.topic.hasPrefix($0) } }) ?? true {
                     page.messages.append((entry.topic, entry.message))
                 }
@@ -82,7 +105,7 @@ public final class ReplayRing: Sendable {
                 index += 1
             }
             // Everything up to the newest was examined (a gap included): the next page starts there.
-            if index >= s.entries.count { page.nextSeq = max(page.nextSeq, s.newest) }
+            if index >= s.count { page.nextSeq = max(page.nextSeq, s.newest) }
             page.more = page.nextSeq < s.newest
             return page
         }

@@ -54,6 +54,16 @@ struct ReplayRingTests {
         #expect(!ring.page(since: 15, limit: 100, topics: nil).truncated)
     }
 
+    @Test("thousands of messages through a small ring keep their order and their bound")
+    func longRun() {
+        let ring = Self.filled(5000, maxMessages: 100)
+        #expect(ring.usage.messages == 100)
+        let page = ring.page(since: 0, limit: 1000, topics: nil)
+        #expect(page.truncated && page.oldestSeq == 4901)
+        #expect(Self.seqs(page) == Array(4901...5000))
+        #expect(Self.seqs(ring.page(since: 4990, limit: 1000, topics: nil)) == Array(4991...5000))
+    }
+
     @Test("past its bytes the oldest go; a message larger than the bound is not kept, nor anything older")
     func truncatedByBytes() {
         let ring = Self.filled(50, maxMessages: 1000, maxBytes: 1000)
