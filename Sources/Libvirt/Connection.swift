@@ -42,13 +42,8 @@ public final class Connection: @unchecked Sendable {
     ///
     /// - Parameter uri: the driver URI, for example `"qemu:///system"`, `"test:///default"` or
     ///   `"test:///abs/path/node.xml"`.
-    public init(uri: String) throws(LibvirtError) {
-        Libvirt.silenceDefaultErrorPrinting()
-        guard let pointer = virConnectOpen(uri) else {
-            throw LibvirtError.last(operation: "virConnectOpen")
-        }
-        self.uri = uri
-        self.handle = Mutex(ConnectionPointer(pointer))
+    public convenience init(uri: String) throws(LibvirtError) {
+        self.init(uri: uri, taking: try Self.open(uri))
     }
 
     /// Opens a connection for calls only: the event loop refuses to watch it, so a remote
@@ -58,19 +53,22 @@ public final class Connection: @unchecked Sendable {
     /// - Returns: the connection, and whether it talks to a daemon over a socket (it asked for a
     ///   watch); an in-process driver such as `test:///` does not.
     public static func openForCalls(uri: String) throws(LibvirtError) -> (connection: Connection, overSocket: Bool) {
-        Libvirt.silenceDefaultErrorPrinting()
-        let (pointer, refused) = try EventLoop.withoutWatches { () throws(LibvirtError) -> virConnectPtr in
-            guard let pointer = virConnectOpen(uri) else {
-                throw LibvirtError.last(operation: "virConnectOpen")
-            }
-            return pointer
-        }
+        let (pointer, refused) = try EventLoop.withoutWatches { () throws(LibvirtError) in try open(uri) }
         return (Connection(uri: uri, taking: pointer), refused)
     }
 
     private init(uri: String, taking pointer: virConnectPtr) {
         self.uri = uri
         self.handle = Mutex(ConnectionPointer(pointer))
+    }
+
+    /// `virConnectOpen`, with libvirt's printing of errors to stderr switched off first.
+    private static func open(_ uri: String) throws(LibvirtError) -> virConnectPtr {
+        Libvirt.silenceDefaultErrorPrinting()
+        guard let pointer = virConnectOpen(uri) else {
+            throw LibvirtError.last(operation: "virConnectOpen")
+        }
+        return pointer
     }
 
     deinit {
