@@ -35,6 +35,14 @@ public struct Command: Sendable, Equatable {
         public var limit: Int?
         /// `replay`: only topics starting with one of these.
         public var topics: [String]?
+        /// `set_policy`: the members to change.
+        public var policy: PolicyChange?
+        /// `host_stop`: one mode for every machine (but those whose policy says `none`).
+        public var hostStopMode: HostStopMode?
+        /// `host_stop`: how long each machine's ACPI shutdown may take before it is forced.
+        public var hostStopTimeoutMs: Int?
+        /// `host_stop`: how many machines are stopped at once.
+        public var parallel: Int?
 
         public init(paused: Bool? = nil, waitMs: Int? = nil, force: Bool? = nil, xml: String? = nil) {
             self.paused = paused

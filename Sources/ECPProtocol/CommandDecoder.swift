@@ -19,6 +19,9 @@ public struct CommandLimits: Sendable, Equatable {
     }
 
     public static let `default` = CommandLimits()
+
+    /// The most machines a `host_stop` stops at once.
+    public static let maxParallel = 256
 }
 
 /// Turns a command frame into a `Command` or the `RequestError` that says exactly what is wrong.
@@ -242,6 +245,74 @@ public struct CommandDecoder: Sendable {
                     topics.append(t)
                 }
                 args.topics = topics
+            }
+        case .setPolicy:
+            var change = PolicyChange()
+            func integer(_ name: String, _ range: ClosedRange<Int>) -> Result<PolicyChange.Member<Int>, RequestError> {
+                guard let v = object[name] else { return .success(.keep) }
+                if v == .null { return .success(.clear) }
+                let expected = "args.\(name) must be an integer between \(range.lowerBound) and \(range.upperBound), or null to clear it"
+                if let text = RawCommand.outOfRangeInteger(v) {
+                    return .failure(RequestError(reason: .invalidField, field: "args.\(name)", detail: "\(expected), got \(text), out of range"))
+                }
+                guard case .int(let n) = v, range.contains(Int(clamping: n)) else {
+                    let got = if case .int(let n) = v { "\(n)" } else { v.typeDescription }
+                    return .failure(RequestError(reason: .invalidField, field: "args.\(name)", detail: "\(expected), got \(got)"))
+                }
+                return .success(.set(Int(n)))
+            }
+            switch integer("order", RestorePolicy.orderRange) {
+            case .success(let m): change.order = m
+            case .failure(let e): return .failure(e)
+            }
+            switch integer("up_delay_ms", RestorePolicy.upDelayRange) {
+            case .success(let m): change.upDelayMs = m
+            case .failure(let e): return .failure(e)
+            }
+            switch integer("retries", RestorePolicy.retriesRange) {
+            case .success(let m): change.retries = m
+            case .failure(let e): return .failure(e)
+            }
+            if let v = object["host_stop"] {
+                if v == .null {
+                    change.hostStop = .clear
+                } else {
+                    guard let s = v.stringValue, let mode = HostStopMode(rawValue: s) else {
+                        let got = v.stringValue.map { Self.quote($0) } ?? v.typeDescription
+                        return bad("host_stop", "args.host_stop must be one of \(HostStopMode.allNames), or null to clear it, got \(got)")
+                    }
+                    change.hostStop = .set(mode)
+                }
+            }
+            args.policy = change
+        case .hostStop:
+            if let v = object["mode"], v != .null {
+                guard let s = v.stringValue, let mode = HostStopMode(rawValue: s), mode != .none else {
+                    let got = v.stringValue.map { Self.quote($0) } ?? v.typeDescription
+                    return bad("mode", "args.mode must be one of shutdown, managedsave, destroy, got \(got)")
+                }
+                args.hostStopMode = mode
+            }
+            if let v = object["timeout_ms"], v != .null {
+                if let text = RawCommand.outOfRangeInteger(v) {
+                    return bad("timeout_ms", "args.timeout_ms must be between 0 and \(limits.maxDurationMs), got \(text), out of range")
+                }
+                guard case .int(let n) = v else { return bad("timeout_ms", "args.timeout_ms must be an integer, got \(v.typeDescription)") }
+                guard n >= 0, n <= Int64(limits.maxDurationMs) else {
+                    return bad("timeout_ms", "args.timeout_ms must be between 0 and \(limits.maxDurationMs), got \(n)")
+                }
+                args.hostStopTimeoutMs = Int(n)
+            }
+            if let v = object["parallel"], v != .null {
+                let range = 1...CommandLimits.maxParallel
+                if let text = RawCommand.outOfRangeInteger(v) {
+                    return bad("parallel", "args.parallel must be between 1 and \(range.upperBound), got \(text), out of range")
+                }
+                guard case .int(let n) = v else { return bad("parallel", "args.parallel must be an integer, got \(v.typeDescription)") }
+                guard range.contains(Int(clamping: n)) else {
+                    return bad("parallel", "args.parallel must be between 1 and \(range.upperBound), got \(n)")
+                }
+                args.parallel = Int(n)
             }
         default:
             break

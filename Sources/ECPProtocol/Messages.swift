@@ -329,16 +329,24 @@ public struct RestoreOutcomeMessage: Codable, Sendable, Equatable {
     public var action: String
     public var error: ErrorRecord?
     public var durationMs: Double
+    /// Starts or resumes tried (1 when the first worked, or when there was nothing to do).
+    public var attempts: Int
+    /// The machine's policy order; null when it has none (it came last).
+    public var order: Int?
+    /// Set when the start resumed a managed save image instead of booting.
+    public var fromSave: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case type, trigger, machine, uuid, desired, found, action, error
+        case type, trigger, machine, uuid, desired, found, action, error, attempts, order
         case restoreId = "restore_id"
         case durationMs = "duration_ms"
+        case fromSave = "from_save"
     }
 
     public init(
         restoreId: String, trigger: String, machine: String, uuid: String, desired: String, found: String?,
-        action: String, error: ErrorRecord? = nil, durationMs: Double
+        action: String, error: ErrorRecord? = nil, durationMs: Double, attempts: Int = 1, order: Int? = nil,
+        fromSave: Bool? = nil
     ) {
         self.restoreId = restoreId
         self.trigger = trigger
@@ -349,6 +357,102 @@ public struct RestoreOutcomeMessage: Codable, Sendable, Equatable {
         self.action = action
         self.error = error
         self.durationMs = durationMs
+        self.attempts = attempts
+        self.order = order
+        self.fromSave = fromSave
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(restoreId, forKey: .restoreId)
+        try c.encode(trigger, forKey: .trigger)
+        try c.encode(machine, forKey: .machine)
+        try c.encode(uuid, forKey: .uuid)
+        try c.encode(desired, forKey: .desired)
+        try c.encode(found, forKey: .found)
+        try c.encode(action, forKey: .action)
+        try c.encodeIfPresent(error, forKey: .error)
+        try c.encode(durationMs, forKey: .durationMs)
+        try c.encode(attempts, forKey: .attempts)
+        // null, not left out: "no order" says the machine came last.
+        try c.encode(order, forKey: .order)
+        try c.encodeIfPresent(fromSave, forKey: .fromSave)
+    }
+}
+
+/// `host_stop.outcome`: what a host stop did with one machine.
+public struct HostStopOutcomeMessage: Codable, Sendable, Equatable {
+    public var type = "host_stop.outcome"
+    public var hostStopId: String
+    public var machine: String
+    public var uuid: String
+    public var mode: String
+    public var order: Int?
+    public var found: String?
+    public var action: String
+    public var error: ErrorRecord?
+    public var durationMs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case type, machine, uuid, mode, order, found, action, error
+        case hostStopId = "host_stop_id"
+        case durationMs = "duration_ms"
+    }
+
+    public init(
+        hostStopId: String, machine: String, uuid: String, mode: String, order: Int?, found: String?, action: String,
+        error: ErrorRecord? = nil, durationMs: Double
+    ) {
+        self.hostStopId = hostStopId
+        self.machine = machine
+        self.uuid = uuid
+        self.mode = mode
+        self.order = order
+        self.found = found
+        self.action = action
+        self.error = error
+        self.durationMs = durationMs
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(hostStopId, forKey: .hostStopId)
+        try c.encode(machine, forKey: .machine)
+        try c.encode(uuid, forKey: .uuid)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(order, forKey: .order)
+        try c.encode(found, forKey: .found)
+        try c.encode(action, forKey: .action)
+        try c.encodeIfPresent(error, forKey: .error)
+        try c.encode(durationMs, forKey: .durationMs)
+    }
+}
+
+/// `host_stop.summary`: the whole host stop, counted; also the `host_stop` result's data, with
+/// its outcomes.
+public struct HostStopSummaryMessage: Codable, Sendable, Equatable {
+    public var type = "host_stop.summary"
+    public var hostStopId: String
+    public var total: Int
+    public var counts: [String: Int]
+    public var durationMs: Double
+    /// Only in the command's result: every outcome, in the order they ended.
+    public var outcomes: [HostStopOutcomeMessage]?
+
+    enum CodingKeys: String, CodingKey {
+        case type, total, counts, outcomes
+        case hostStopId = "host_stop_id"
+        case durationMs = "duration_ms"
+    }
+
+    public init(hostStopId: String, total: Int, counts: [String: Int], durationMs: Double, outcomes: [HostStopOutcomeMessage]? = nil) {
+        self.hostStopId = hostStopId
+        self.total = total
+        self.counts = counts
+        self.durationMs = durationMs
+        self.outcomes = outcomes
     }
 }
 

@@ -7,12 +7,16 @@ public enum Op: String, Sendable, CaseIterable, Codable {
     case replay
     /// What the machines use (CPU, memory, disks, network): one machine, or all.
     case stats
+    /// A machine's restore policy: order, up delay, retries, host-stop mode.
+    case setPolicy = "set_policy"
+    /// Stops every machine for a host shutdown, keeping what each should be after the reboot.
+    case hostStop = "host_stop"
 
     /// Whether the command must name a machine.
     public var needsMachine: Bool {
         switch self {
-        case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .undefine, .status: return true
-        case .define, .list, .restore, .report, .ping, .replay, .stats: return false
+        case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .undefine, .status, .setPolicy: return true
+        case .define, .list, .restore, .report, .ping, .replay, .stats, .hostStop: return false
         }
     }
 
@@ -25,7 +29,7 @@ public enum Op: String, Sendable, CaseIterable, Codable {
     public var changesState: Bool {
         switch self {
         case .start, .shutdown, .destroy, .reboot, .suspend, .resume, .define, .undefine: return true
-        case .status, .list, .restore, .report, .ping, .replay, .stats: return false
+        case .status, .list, .restore, .report, .ping, .replay, .stats, .setPolicy, .hostStop: return false
         }
     }
 
@@ -36,6 +40,8 @@ public enum Op: String, Sendable, CaseIterable, Codable {
         case .status: return "read the state of"
         case .list: return "list machines"
         case .stats: return "read the stats of"
+        case .setPolicy: return "set the restore policy of"
+        case .hostStop: return "stop the machines for a host shutdown"
         default: return rawValue
         }
     }

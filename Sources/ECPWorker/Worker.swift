@@ -87,6 +87,8 @@ public struct WorkerConfiguration: Sendable {
         if shutdownRetryMs != 0 && (shutdownRetryMs < 100 || shutdownRetryMs > 600_000) {
             return "--shutdown-retry-ms: must be 0 (send once) or between 100 and 600000, got \(shutdownRetryMs)"
         }
+        if !RestorePolicy.retriesRange.contains(restore.retries) { return "--restore-retries: must be between 0 and 10, got \(restore.retries)" }
+        if restore.retryMs < 1 || restore.retryMs > 600_000 { return "--restore-retry-ms: must be between 1 and 600000, got \(restore.retryMs)" }
         if restore.machineTimeoutMs < 1 { return "--restore-timeout-ms: must be positive, got \(restore.machineTimeoutMs)" }
         if stateFile.isEmpty { return "--state-file: must not be empty" }
         if limits.maxDocumentBytes < 256 || Int64(limits.maxDocumentBytes) > maxFrameBytes {

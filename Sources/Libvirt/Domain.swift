@@ -143,6 +143,17 @@ public final class Domain: @unchecked Sendable {
         try check("virDomainResume", virDomainResume(pointer))
     }
 
+    /// Saves the running domain's memory to disk and stops it; its next start resumes from the
+    /// image instead of booting (`virDomainManagedSave`).
+    public func managedSave() throws(LibvirtError) {
+        try check("virDomainManagedSave", virDomainManagedSave(pointer, 0))
+    }
+
+    /// Whether a managed save image waits for the domain's next start (`virDomainHasManagedSaveImage`).
+    public func hasManagedSaveImage() throws(LibvirtError) -> Bool {
+        try flag("virDomainHasManagedSaveImage", virDomainHasManagedSaveImage(pointer, 0))
+    }
+
     /// Removes the domain's persistent definition (`virDomainUndefine`); a running domain keeps
     /// running as a transient one.
     public func undefine() throws(LibvirtError) {

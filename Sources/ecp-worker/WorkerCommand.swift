@@ -120,6 +120,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Directory of the client public keys (*.pub) the worker admits (env ECP_CURVE_CLIENTS).")
     var curveClients: String = env("CURVE_CLIENTS") ?? ""
 
+    @Option(help: "Tries after a restore's start or resume failed with a retryable error, for machines whose policy sets no `retries` (0 to 10; env ECP_RESTORE_RETRIES).")
+    var restoreRetries: Int = envInt("RESTORE_RETRIES", RestoreSettings.defaultRetries)
+
+    @Option(help: "Milliseconds before a restore's first retry; each next one waits twice as long (env ECP_RESTORE_RETRY_MS).")
+    var restoreRetryMs: Int = envInt("RESTORE_RETRY_MS", RestoreSettings.defaultRetryMs)
+
     @Flag(help: "Do not restore the machines' states at startup (a `restore` command still does).")
     var noRestore: Bool = env("NO_RESTORE") == "1"
 
@@ -155,7 +161,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let command = maxCommandBytes > 0 ? maxCommandBytes : min(1 << 20, frame)
         let xml = maxXmlBytes > 0 ? maxXmlBytes : min(512 << 10, command)
         c.maxFrameBytes = Int64(frame)
-        c.restore = RestoreSettings(parallel: restoreParallel, staggerMs: restoreStaggerMs, machineTimeoutMs: restoreTimeoutMs)
+        c.restore = RestoreSettings(
+            parallel: restoreParallel, staggerMs: restoreStaggerMs, machineTimeoutMs: restoreTimeoutMs, retries: restoreRetries,
+            retryMs: restoreRetryMs)
         c.restoreAtStartup = !noRestore
         c.curveKeyFile = curveKeyFile.isEmpty ? nil : curveKeyFile
         c.curveClientsDirectory = curveClients.isEmpty ? nil : curveClients

@@ -29,6 +29,8 @@ SCHEMA_FOR_TYPE = {
     "worker.started": "worker_started.json",
     "worker.stopping": "worker_stopping.json",
     "stats": "stats.json",
+    "host_stop.outcome": "host_stop_outcome.json",
+    "host_stop.summary": "host_stop_summary.json",
 }
 
 #: topic prefix on the events socket -> the `type` values it carries (topic is `<prefix>.<worker-id>`).
@@ -37,7 +39,7 @@ TOPIC_TYPES = {
     "result": {"result"},
     "error.libvirt": {"E2LibvirtError"},
     "error.request": {"request_error"},
-    "restore": {"restore.outcome", "restore.summary"},
+    "restore": {"restore.outcome", "restore.summary", "host_stop.outcome", "host_stop.summary"},
     "machine": {"machine.event"},
     "heartbeat": {"heartbeat"},
     "worker": {"worker.started", "worker.stopping"},

@@ -436,7 +436,8 @@ def test_every_type_has_a_schema_and_a_topic(schemas):
 def test_every_schema_is_draft_2020_12_with_an_id(schemas):
     expected = {"command.json", "envelope.json", "accepted.json", "result.json", "e2libvirterror.json",
                 "request_error.json", "restore_outcome.json", "restore_summary.json", "machine_event.json",
-                "heartbeat.json", "worker_started.json", "worker_stopping.json", "state_table.json", "stats.json"}
+                "heartbeat.json", "worker_started.json", "worker_stopping.json", "state_table.json", "stats.json",
+                "host_stop_outcome.json", "host_stop_summary.json"}
     assert set(schemas.by_file) == expected
     for name, schema in schemas.by_file.items():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", name

@@ -9,6 +9,20 @@ protocol DispatchJob: AnyObject, Sendable {
     /// Whether this job, waiting right behind `head` in every one of its lanes, is answered by
     /// `head`'s run: a read of the same machine that came before that run began.
     func mayShareRun(with head: Self) -> Bool
+    /// Whether the job must be admitted before it runs (a restore's or host stop's machine,
+    /// which waits for its stage and a free place among the parallel ones).
+    var isGated: Bool { get }
+    /// Called under the dispatcher's lock for a gated job first in its lanes: true takes a place
+    /// and the job runs; false leaves it waiting, holding its lanes, until `reconsider`.
+    func admit() -> Bool
+    /// Gives the place back once a gated job's run has ended.
+    func leave()
+}
+
+extension DispatchJob {
+    var isGated: Bool { false }
+    func admit() -> Bool { true }
+    func leave() {}
 }
 
 /// Runs jobs on a bounded pool of threads of its own (libvirt calls block, so they stay off
@@ -31,10 +45,8 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     private var lanesOf: [ObjectIdentifier: [String]] = [:]
     /// Jobs that hold their lanes (ready or running), as opposed to waiting in a lane.
     private var holders: Set<ObjectIdentifier> = []
-    /// Jobs of a limited group: at most `groupLimit` of them run at once.
-    private var limited: Set<ObjectIdentifier> = []
-    private var limitedRunning = 0
-    private let groupLimit: Int
+    /// Gated jobs in `ready`: while there are none, the head of `ready` runs without asking.
+    private var gatedReady = 0
     private var stopped = false
     /// Threads waiting for work, the one that went idle last at the end.
     private var idle: [Condition.Waiter] = []
@@ -51,11 +63,9 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     /// - Parameters:
     ///   - threads: how many jobs may run at once.
     ///   - name: thread name prefix, for debuggers and `top -H`.
-    ///   - groupLimit: how many jobs submitted with `limited: true` may run at once.
-    init(threads count: Int, name: String, groupLimit: Int = .max) {
+    init(threads count: Int, name: String) {
         self.threadCount = max(1, count)
         self.name = name
-        self.groupLimit = max(1, groupLimit)
     }
 
     /// Starts the threads; `execute` runs one job with the jobs that share its run, and whoever
@@ -71,27 +81,32 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     }
 
     /// Queues a job; it runs once it is first in every lane it names.
-    func submit(_ job: Job, lanes names: [String], limited isLimited: Bool = false) {
+    func submit(_ job: Job, lanes names: [String]) {
         condition.lock()
         defer { condition.unlock() }
-        enqueue(job, lanes: names, limited: isLimited)
+        enqueue(job, lanes: names)
     }
 
     /// Queues jobs together: each takes its place in its lanes before any of them can run, so a
     /// job submitted meanwhile by another thread queues behind all of them.
-    func submit(_ batch: [(job: Job, lanes: [String])], limited isLimited: Bool = false) {
+    func submit(_ batch: [(job: Job, lanes: [String])]) {
         condition.lock()
         defer { condition.unlock() }
-        for (job, names) in batch { enqueue(job, lanes: names, limited: isLimited) }
+        for (job, names) in batch { enqueue(job, lanes: names) }
     }
 
-    private func enqueue(_ job: Job, lanes names: [String], limited isLimited: Bool) {
-        if isLimited { limited.insert(ObjectIdentifier(job)) }
+    /// Asks the gated jobs waiting for admission again (a stage opened, a place was freed).
+    func reconsider() {
+        condition.lock()
+        wakeAll()
+        condition.unlock()
+    }
+
+    private func enqueue(_ job: Job, lanes names: [String]) {
         var keys: [String] = []
         for name in names where !keys.contains(name) { keys.append(name) }
         if keys.isEmpty {
-            ready.append(job)
-            wakeOne()
+            makeReady(job)
             return
         }
         lanesOf[ObjectIdentifier(job)] = keys
@@ -122,7 +137,11 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
             }
             if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
         }
-        if !held { limited.remove(id) }
+        if held, job.isGated, let i = ready.firstIndex(where: { $0 === job }) {
+            // A gated job released before it was admitted (its deadline passed): it never runs.
+            ready.remove(at: i)
+            gatedReady -= 1
+        }
         // The jobs now first in these lanes run if they are first in all of theirs; one goes to
         // this thread when it is a dispatcher thread that ran the released job.
         let me = pthread_self()
@@ -139,10 +158,15 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     /// A job that holds its lanes goes to the thread that asked for it, or to the ready queue.
     private func start(_ job: Job, handOffTo thread: pthread_t?) {
         holders.insert(ObjectIdentifier(job))
-        if let thread, handoff[thread] == nil, !limited.contains(ObjectIdentifier(job)) {
+        if let thread, handoff[thread] == nil, !job.isGated {
             handoff[thread] = job
             return
         }
+        makeReady(job)
+    }
+
+    private func makeReady(_ job: Job) {
+        if job.isGated { gatedReady += 1 }
         ready.append(job)
         wakeOne()
     }
@@ -166,16 +190,17 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     func drainQueued() -> [Job] {
         condition.lock()
         defer { condition.unlock() }
-        var out = Array(ready) + Array(handoff.values)
-        ready.removeAll()
+        // Gated jobs stay: their runs end them, each with an outcome of its own.
+        var out = ready.filter { !$0.isGated } + Array(handoff.values)
+        ready.removeAll { !$0.isGated }
         handoff.removeAll()
         // Jobs waiting in lanes (once each, though a job may wait in two); the running ones stay.
         var seen = Set<ObjectIdentifier>()
         for key in Array(lanes.keys) {
-            for job in lanes[key]! where !holders.contains(ObjectIdentifier(job)) {
+            for job in lanes[key]! where !holders.contains(ObjectIdentifier(job)) && !job.isGated {
                 if seen.insert(ObjectIdentifier(job)).inserted { out.append(job) }
             }
-            lanes[key]!.removeAll { !holders.contains(ObjectIdentifier($0)) }
+            lanes[key]!.removeAll { !holders.contains(ObjectIdentifier($0)) && !$0.isGated }
             if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
         }
         return out
@@ -192,10 +217,10 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
         idle.removeAll()
     }
 
-    /// The first ready job that may run now: limited jobs wait while their group is full.
+    /// The first ready job that may run now: a gated job only once it is admitted.
     private func nextRunnable() -> Int? {
-        if limited.isEmpty || limitedRunning < groupLimit { return ready.isEmpty ? nil : 0 }
-        return ready.firstIndex { !limited.contains(ObjectIdentifier($0)) }
+        if gatedReady == 0 { return ready.isEmpty ? nil : 0 }
+        return ready.firstIndex { !$0.isGated || $0.admit() }
     }
 
     /// The jobs right behind `head` in every one of its lanes, in order, that may share its run;
@@ -240,21 +265,19 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
                     return
                 }
                 job = ready.remove(at: index)
+                if job.isGated { gatedReady -= 1 }
             }
             runningOn[ObjectIdentifier(job)] = me
             let sharing = takeSharing(job)
             for other in sharing { runningOn[ObjectIdentifier(other)] = me }
-            let isLimited = limited.contains(ObjectIdentifier(job))
-            if isLimited { limitedRunning += 1 }
             let execute = self.execute
             condition.unlock()
             execute?(job, sharing)
             condition.lock()
             runningOn.removeValue(forKey: ObjectIdentifier(job))
             for other in sharing { runningOn.removeValue(forKey: ObjectIdentifier(other)) }
-            if isLimited {
-                limited.remove(ObjectIdentifier(job))
-                limitedRunning -= 1
+            if job.isGated {
+                job.leave()
                 wakeAll()
             }
             condition.unlock()

@@ -8,17 +8,30 @@ import Threading
 
 /// Settings of the state restore.
 public struct RestoreSettings: Sendable {
-    /// How many machines are restored at once.
+    /// How many machines are restored (or stopped by a host stop) at once.
     public var parallel: Int = 4
     /// Pause between two machine starts, to spare the host a boot storm.
     public var staggerMs: Int = 0
     /// How long one machine's restore may take before its outcome is `failed` with a timeout.
     public var machineTimeoutMs: Int = 120_000
+    /// Tries after a start or resume failed with a retryable error, for machines whose policy
+    /// does not say.
+    public var retries: Int = RestoreSettings.defaultRetries
+    /// The first pause before a retry; each next one doubles.
+    public var retryMs: Int = RestoreSettings.defaultRetryMs
 
-    public init(parallel: Int = 4, staggerMs: Int = 0, machineTimeoutMs: Int = 120_000) {
+    public static let defaultRetries = 2
+    public static let defaultRetryMs = 1000
+
+    public init(
+        parallel: Int = 4, staggerMs: Int = 0, machineTimeoutMs: Int = 120_000, retries: Int = RestoreSettings.defaultRetries,
+        retryMs: Int = RestoreSettings.defaultRetryMs
+    ) {
         self.parallel = parallel
         self.staggerMs = staggerMs
         self.machineTimeoutMs = machineTimeoutMs
+        self.retries = retries
+        self.retryMs = retryMs
     }
 }
 
@@ -48,47 +61,18 @@ struct RestoreRecord: Sendable {
     var outcomes: [RestoreOutcomeMessage] = []
 }
 
-/// A restore under way, and who waits for its summary.
-final class RestoreRun: @unchecked Sendable {
-    // Safety of @unchecked Sendable: the `var`s are only touched under `condition`'s lock; a
-    // condition variable, not a `Mutex`, because the stagger sleeps on it.
-    let id = UUID().uuidString.lowercased()
-    let trigger: String
-    let started = monotonicNanos()
-    let condition = Condition()
-    var outcomes: [RestoreOutcomeMessage] = []
-    var waiters: [@Sendable (RestoreSummaryMessage) -> Void] = []
-    var nextStartAt: UInt64 = 0
-    /// Set when the worker stops: machines still waiting for their turn are not started.
-    var stopping = false
-    /// Machines whose outcome is not in yet.
-    var pending = 0
+/// A restore under way.
+typealias RestoreRun = MachineRun<RestoreOutcomeMessage, RestoreSummaryMessage>
 
-    init(trigger: String) {
-        self.trigger = trigger
-    }
-
-    /// One machine's outcome is in.
-    func concluded() {
-        condition.lock()
-        pending -= 1
-        if pending == 0 { condition.broadcast() }
-        condition.unlock()
-    }
-
-    /// Blocks until every machine's outcome is in.
-    func waitForOutcomes() {
-        condition.lock()
-        while pending > 0 { condition.wait() }
-        condition.unlock()
-    }
-
-    /// Ends the stagger's waits at once.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
+/// Machines in stages by their policy's order, lowest first, those without one last.
+func stagedByOrder(_ machines: [(uuid: String, name: String, entry: StateTable.Entry?)], reversed: Bool = false) -> [StagedMachine] {
+    // nil sorts after every order; reversed, before.
+    let orders = Set(machines.map { $0.entry?.policy?.order ?? Int.max }).sorted()
+    let ranked = reversed ? Array(orders.reversed()) : orders
+    let stageOf = Dictionary(uniqueKeysWithValues: ranked.enumerated().map { ($1, $0) })
+    return machines.map { m in
+        let policy = m.entry?.policy ?? RestorePolicy()
+        return StagedMachine(uuid: m.uuid, name: m.name, entry: m.entry, policy: policy, stage: stageOf[policy.order ?? Int.max]!)
     }
 }
 
@@ -98,13 +82,11 @@ extension Engine {
     public func restore(trigger: String, table: StateTableLoad? = nil, completion: @escaping @Sendable (RestoreSummaryMessage) -> Void) {
         let run: RestoreRun? = restoreState.withLock { state in
             if let current = state.current {
-                current.condition.lock()
-                current.waiters.append(completion)
-                current.condition.unlock()
+                current.join(completion)
                 return nil
             }
-            let run = RestoreRun(trigger: trigger)
-            run.waiters.append(completion)
+            let run = RestoreRun(trigger: trigger, parallel: restoreSettings.parallel)
+            run.join(completion)
             state.current = run
             return run
         }
@@ -118,53 +100,36 @@ extension Engine {
     }
 
     private func perform(_ run: RestoreRun, table: StateTableLoad) {
+        if run.trigger == "startup" { waitForLibvirt(run) }
+        store.unpinDesired()
         let entries = store.snapshot().machines.sorted { ($0.value.name, $0.key) < ($1.value.name, $1.key) }
+        let machines = stagedByOrder(entries.map { (uuid: $0.key, name: $0.value.name, entry: $0.value) })
         logger.notice(
             "restore started",
             metadata: [
                 "restore.id": "\(run.id)", "restore.trigger": "\(run.trigger)", "restore.table": "\(table.tableWord)",
                 "restore.machines": "\(entries.count)", "state.file": "\(store.path)",
+                "restore.stages": "\((machines.map(\.stage).max() ?? -1) + 1)",
             ])
-        run.condition.lock()
-        run.pending = entries.count
-        run.condition.unlock()
-        var jobs: [(job: Job, lanes: [String])] = []
-        for (uuid, entry) in entries {
-            let command = Command(id: "restore-\(run.id)", op: .restore, machine: entry.name)
-            let lanes = Array(Set([MachineDirectory.laneKey(entry.name), MachineDirectory.laneKey(uuid)]))
-            let begun = monotonicNanos()
-            let conclude: @Sendable (RestoreOutcomeMessage, Job) -> Void = { [self] outcome, job in
-                guard job.claim() else { return }
-                publishOutcome(outcome, run: run)
-                dispatcherRelease(job)
-                run.concluded()
-            }
-            let job = Job(command: command, origin: .local, lanes: lanes) { [self] job in
-                let outcome = restoreMachine(uuid: uuid, entry: entry, run: run, begun: begun)
-                conclude(outcome, job)
-                dispatcherRelease(job)
-            }
-            let timeout = restoreSettings.machineTimeoutMs
-            job.schedule(deadlineAfterMilliseconds: timeout, on: deadlines) {
-                // Strongly: the restore waits for every machine's outcome, and this one must come.
-                let record = WorkerErrorRecord.restoreTimeout(machine: entry.name, timeoutMs: timeout)
-                conclude(
-                    RestoreOutcomeMessage(
-                        restoreId: run.id, trigger: run.trigger, machine: entry.name, uuid: uuid, desired: entry.desired,
-                        found: nil, action: RestoreAction.failed.rawValue, error: .worker(record),
-                        durationMs: millis(since: begun)),
-                    job)
-            }
-            jobs.append((job, lanes))
-        }
-        // All at once: a command for one of these machines that arrives while the restore runs
-        // waits for that machine's restore, even one the restore has not reached yet.
-        dispatcherSubmit(jobs, limited: true)
-        run.waitForOutcomes()
+        let timeout = restoreSettings.machineTimeoutMs
+        runStages(
+            machines, run: run, op: .restore, timeoutMs: timeout,
+            act: { [self] machine in restoreMachine(machine, run: run) },
+            timedOut: { machine, begun in
+                let record = WorkerErrorRecord.restoreTimeout(machine: machine.name, timeoutMs: timeout)
+                return RestoreOutcomeMessage(
+                    restoreId: run.id, trigger: run.trigger, machine: machine.name, uuid: machine.uuid,
+                    desired: machine.entry?.desired ?? "shutoff", found: nil, action: RestoreAction.failed.rawValue,
+                    error: .worker(record), durationMs: millis(since: begun), order: machine.policy.order)
+            },
+            conclude: { [self] outcome in publishOutcome(outcome, run: run) },
+            pauseAfter: { outcomes in
+                // The next order waits for the slowest riser among the machines this one started.
+                let delays = Dictionary(machines.map { ($0.uuid, $0.policy.upDelayMs ?? 0) }) { a, _ in a }
+                return outcomes.filter { $0.action == RestoreAction.started.rawValue }.map { delays[$0.uuid] ?? 0 }.max() ?? 0
+            })
 
-        run.condition.lock()
-        let outcomes = run.outcomes
-        run.condition.unlock()
+        let outcomes = run.finish().outcomes
         var counts: [String: Int] = [:]
         for action in RestoreAction.allCases { counts[action.rawValue] = 0 }
         for o in outcomes { counts[o.action, default: 0] += 1 }
@@ -174,9 +139,9 @@ extension Engine {
         if case .corrupt(let movedTo, let reason) = table {
             summary.error = .corruptTable(path: store.path, movedTo: movedTo, reason: reason)
         }
-        // Outcomes in table order, for a stable report.
-        let order = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.key, $0) })
-        let sorted = outcomes.sorted { (order[$0.uuid] ?? 0) < (order[$1.uuid] ?? 0) }
+        // Outcomes in restore order (stage, then table order), for a stable report.
+        let position = Dictionary(uniqueKeysWithValues: machines.enumerated().map { ($1.uuid, ($1.stage, $0)) })
+        let sorted = outcomes.sorted { (position[$0.uuid] ?? (0, 0)) < (position[$1.uuid] ?? (0, 0)) }
         restoreState.withLock { state in
             state.last = RestoreRecord(summary: summary, outcomes: sorted)
             state.current = nil
@@ -189,22 +154,32 @@ extension Engine {
                 "restore.total": "\(summary.total)", "restore.counts": .dictionary(counts.mapValues { .stringConvertible($0) }),
                 "duration_ms": "\(summary.durationMs)",
             ])
-        run.condition.lock()
-        let waiters = run.waiters
-        run.condition.unlock()
-        for waiter in waiters { waiter(summary) }
+        for waiter in run.finish().waiters { waiter(summary) }
+    }
+
+    /// At startup, libvirtd may come up after the worker: nothing is decided before libvirt
+    /// answers, so no machine fails only because it was not up yet.
+    private func waitForLibvirt(_ run: RestoreRun) {
+        guard !session.isConnected else { return }
+        logger.warning("restore waits for the libvirt connection", metadata: ["restore.id": "\(run.id)", "libvirt.uri": "\(config.libvirtURI)"])
+        let began = monotonicNanos()
+        while !session.waitUntilConnected(seconds: 1) {
+            if run.isStopping { return }
+        }
+        logger.notice(
+            "libvirt connected; restore goes on",
+            metadata: ["restore.id": "\(run.id)", "restore.waited_ms": "\(millis(since: began))"])
     }
 
     private func publishOutcome(_ outcome: RestoreOutcomeMessage, run: RestoreRun) {
-        run.condition.lock()
-        run.outcomes.append(outcome)
-        run.condition.unlock()
         metrics.restoreOutcome(action: outcome.action, milliseconds: outcome.durationMs)
         var metadata: Logger.Metadata = [
             "restore.id": "\(run.id)", "machine.name": "\(outcome.machine)", "machine.uuid": "\(outcome.uuid)",
             "restore.desired": "\(outcome.desired)", "restore.found": "\(outcome.found ?? "undefined")",
-            "restore.action": "\(outcome.action)", "duration_ms": "\(outcome.durationMs)",
+            "restore.action": "\(outcome.action)", "restore.attempts": "\(outcome.attempts)",
+            "restore.order": "\(outcome.order.map(String.init) ?? "none")", "duration_ms": "\(outcome.durationMs)",
         ]
+        if outcome.fromSave == true { metadata["restore.from_save"] = "true" }
         if let error = outcome.error {
             metadata["error.summary"] = "\(error.summary)"
             metadata["error.category"] = "\(error.category)"
@@ -223,21 +198,51 @@ extension Engine {
         sink.send(Outgoing(topic: topics.restore, body: Codec.encode(outcome)))
     }
 
+    /// One machine's restore: tried again after a retryable failure, up to its policy's retries,
+    /// with the pause doubling from `retryMs`.
+    private func restoreMachine(_ machine: StagedMachine, run: RestoreRun) -> RestoreOutcomeMessage {
+        let begun = monotonicNanos()
+        let retries = machine.policy.retries ?? restoreSettings.retries
+        var attempt = 1
+        while true {
+            var outcome = restoreAttempt(machine, run: run, begun: begun)
+            outcome.attempts = attempt
+            guard outcome.action == RestoreAction.failed.rawValue, case .libvirt(let record) = outcome.error, record.retryable,
+                attempt <= retries
+            else { return outcome }
+            let pauseMs = restoreSettings.retryMs << min(attempt - 1, 16)
+            logger.warning(
+                "restore attempt failed; trying again",
+                metadata: [
+                    "restore.id": "\(run.id)", "machine.name": "\(machine.name)", "machine.uuid": "\(machine.uuid)",
+                    "restore.attempt": "\(attempt)", "restore.retries": "\(retries)", "retry.backoff_ms": "\(pauseMs)",
+                    "libvirt.code_name": "\(record.codeName)", "error.summary": "\(record.summary)",
+                ])
+            guard run.pause(until: monotonicNanos() + UInt64(pauseMs) * 1_000_000) else { return outcome }
+            attempt += 1
+        }
+    }
+
     /// Compares one machine with libvirt and acts on the decision table.
-    private func restoreMachine(uuid: String, entry: StateTable.Entry, run: RestoreRun, begun: UInt64) -> RestoreOutcomeMessage {
-        func outcome(_ found: DomainState?, _ action: RestoreAction, _ error: ErrorRecord? = nil) -> RestoreOutcomeMessage {
+    private func restoreAttempt(_ machine: StagedMachine, run: RestoreRun, begun: UInt64) -> RestoreOutcomeMessage {
+        let uuid = machine.uuid
+        let name = machine.name
+        let desired = machine.entry?.desired ?? "shutoff"
+        func outcome(_ found: DomainState?, _ action: RestoreAction, _ error: ErrorRecord? = nil, fromSave: Bool = false) -> RestoreOutcomeMessage {
             RestoreOutcomeMessage(
-                restoreId: run.id, trigger: run.trigger, machine: entry.name, uuid: uuid, desired: entry.desired,
-                found: found?.name, action: action.rawValue, error: error, durationMs: millis(since: begun))
+                restoreId: run.id, trigger: run.trigger, machine: name, uuid: uuid, desired: desired,
+                found: found?.name, action: action.rawValue, error: error, durationMs: millis(since: begun),
+                order: machine.policy.order, fromSave: fromSave ? true : nil)
         }
         func failure(_ error: LibvirtError, _ found: DomainState?, _ action: String) -> RestoreOutcomeMessage {
             outcome(found, .failed, .libvirt(E2LibvirtErrorRecord(error, id: nil, op: nil, machine: nil, action: action)))
         }
+        if run.isStopping { return outcome(nil, .failed, .worker(.cancelled)) }
         let connection: Connection
         do {
             connection = try session.connection()
         } catch {
-            return failure(error, nil, "restore machine '\(entry.name)'")
+            return failure(error, nil, "restore machine '\(name)'")
         }
         let domain: Domain
         let found: DomainState
@@ -247,25 +252,27 @@ extension Engine {
         } catch {
             if error.code == .noDomain { return outcome(nil, .missing) }
             session.noteFailure(error, on: connection)
-            return failure(error, nil, "restore machine '\(entry.name)'")
+            return failure(error, nil, "restore machine '\(name)'")
         }
-        let (action, paused) = RestoreAction.decide(desired: entry.desired, found: found)
+        let (action, paused) = RestoreAction.decide(desired: desired, found: found)
         switch action {
         case .started, .resumed:
             guard staggerWait(run) else { return outcome(found, .failed, .worker(.cancelled)) }
+            var fromSave = false
             do {
                 if action == .started {
+                    fromSave = (try? domain.hasManagedSaveImage()) ?? false
                     try Operations.create(domain, paused: paused, current: found)
                 } else {
                     try domain.resume()
                 }
             } catch {
                 session.noteFailure(error, on: connection)
-                return failure(error, found, "\(action == .started ? "start" : "resume") machine '\(entry.name)' during restore")
+                return failure(error, found, "\(action == .started ? "start" : "resume") machine '\(name)' during restore")
             }
             let now = (try? domain.state().state) ?? (paused ? .paused : .running)
             store.recordObserved(uuid: uuid, name: domain.name, observed: now.name)
-            return outcome(found, action)
+            return outcome(found, action, fromSave: fromSave)
         default:
             store.recordObserved(uuid: uuid, name: domain.name, observed: found.name)
             return outcome(found, action)
@@ -276,17 +283,12 @@ extension Engine {
     /// machine's turn.
     private func staggerWait(_ run: RestoreRun) -> Bool {
         let stagger = UInt64(restoreSettings.staggerMs) * 1_000_000
+        guard stagger > 0 else { return !run.isStopping }
         run.condition.lock()
-        defer { run.condition.unlock() }
-        guard stagger > 0 else { return !run.stopping }
         let at = max(monotonicNanos(), run.nextStartAt)
         run.nextStartAt = at + stagger
-        while !run.stopping {
-            let now = monotonicNanos()
-            if now >= at { return true }
-            run.condition.wait(seconds: Double(at - now) / 1e9)
-        }
-        return false
+        run.condition.unlock()
+        return run.pause(until: at)
     }
 
     /// The `report` data: the last summary, its outcomes, and the state table.
@@ -296,7 +298,12 @@ extension Engine {
         return [
             "restore": last.summary.map(JSONValue.encoding) ?? .null,
             "outcomes": .array(last.outcomes.map(JSONValue.encoding)),
-            "machines": JSONValue.encoding(table.machines),
+            "machines": .object(table.machines.mapValues { entry in
+                // Every member of the policy, its defaults included.
+                guard case .object(var row) = JSONValue.encoding(entry) else { return .null }
+                row["policy"] = JSONValue.encoding((entry.policy ?? RestorePolicy()).effective(defaultRetries: restoreSettings.retries))
+                return .object(row)
+            }),
         ]
     }
 }

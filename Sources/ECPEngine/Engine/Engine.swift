@@ -69,6 +69,8 @@ final class Job: DispatchJob {
     let lanes: [String]
     /// Work other than a command (a machine's restore), run in the command's place.
     let task: (@Sendable (Job) -> Void)?
+    /// For a machine of a restore or host stop: the gate that admits it, and its stage.
+    let stage: (gate: StageGate, index: Int)?
     private let state = Mutex(State())
 
     private struct State {
@@ -77,7 +79,11 @@ final class Job: DispatchJob {
         var deadline: (scheduler: Scheduler, token: Scheduler.Token)?
     }
 
-    init(command: Command, origin: Origin, lanes: [String], task: (@Sendable (Job) -> Void)? = nil) {
+    init(
+        command: Command, origin: Origin, lanes: [String], stage: (gate: StageGate, index: Int)? = nil,
+        task: (@Sendable (Job) -> Void)? = nil
+    ) {
+        self.stage = stage
         self.command = command
         self.origin = origin
         self.acceptedAt = monotonicNanos()
@@ -89,6 +95,16 @@ final class Job: DispatchJob {
     func mayShareRun(with head: Job) -> Bool {
         task == nil && head.task == nil && command.op == .status && head.command.op == .status
             && command.machine == head.command.machine
+    }
+
+    var isGated: Bool { stage != nil }
+
+    func admit() -> Bool {
+        stage.map { $0.gate.admit(stage: $0.index) } ?? true
+    }
+
+    func leave() {
+        stage?.gate.leave()
     }
 
     /// Whether the job has been finished (answered, timed out or cancelled).
@@ -133,7 +149,7 @@ public final class Engine: Sendable {
     let restoreSettings: RestoreSettings
     let restoreState = Mutex<RestoreCoordination>(.init())
     private let decoder: CommandDecoder
-    private let operations: Operations
+    let operations: Operations
     private let cache: IdempotencyCache<Origin>
     private let dispatcher: Dispatcher<Job>
     private let accepting = Atomic<Bool>(true)
@@ -156,6 +172,7 @@ public final class Engine: Sendable {
     /// The restore under way and the last one's record.
     struct RestoreCoordination: Sendable {
         var current: RestoreRun?
+        var hostStop: HostStopRun?
         var last = RestoreRecord()
     }
 
@@ -234,8 +251,7 @@ public final class Engine: Sendable {
         self.operations = Operations(
             session: session, startedAt: startedAt, logger: logger, shutdownRetryMs: configuration.shutdownRetryMs,
             machineStops: machineStops, stats: statsCollector)
-        self.dispatcher = Dispatcher<Job>(
-            threads: configuration.maxParallel, name: "ecp-exec", groupLimit: configuration.restore.parallel)
+        self.dispatcher = Dispatcher<Job>(threads: configuration.maxParallel, name: "ecp-exec")
         box.engine = self
         dispatcher.start { [weak self] job, sharing in
             self?.run(job, sharing: sharing)
@@ -348,6 +364,17 @@ public final class Engine: Sendable {
                 outcome.data = JSONValue.encoding(summary)
                 finish(job, outcome: outcome)
             }
+        case .hostStop:
+            hostStop(command) { [self] result in
+                switch result {
+                case .success(let summary):
+                    var outcome = OpOutcome()
+                    outcome.data = JSONValue.encoding(summary)
+                    finish(job, outcome: outcome)
+                case .failure(let error):
+                    finish(job, outcome: .failed(.libvirt(error, action: Self.what(command))))
+                }
+            }
         case .ping:
             finish(job, outcome: operations.run(command))
         default:
@@ -357,12 +384,16 @@ public final class Engine: Sendable {
         }
     }
 
-    func dispatcherSubmit(_ job: Job, limited: Bool = false) {
-        dispatcher.submit(job, lanes: job.lanes, limited: limited)
+    func dispatcherSubmit(_ job: Job) {
+        dispatcher.submit(job, lanes: job.lanes)
     }
 
-    func dispatcherSubmit(_ jobs: [(job: Job, lanes: [String])], limited: Bool) {
-        dispatcher.submit(jobs, limited: limited)
+    func dispatcherSubmit(_ jobs: [(job: Job, lanes: [String])]) {
+        dispatcher.submit(jobs)
+    }
+
+    func dispatcherReconsider() {
+        dispatcher.reconsider()
     }
 
     func dispatcherRelease(_ job: Job) {
@@ -523,6 +554,10 @@ public final class Engine: Sendable {
                     "duration_ms": "\(duration)",
                 ]) { _, n in n })
         }
+        if outcome.failure == nil, command.op == .setPolicy, let uuid = outcome.machineUUID, let name = outcome.machineName {
+            recordPolicy(result, job: job, uuid: uuid, name: name, observed: outcome.state?.name)
+            return
+        }
         if outcome.failure == nil, let uuid = outcome.machineUUID, let name = outcome.machineName {
             if let desired = Self.desiredState(after: command, outcome: outcome) {
                 // A result that reports a state change goes out once the change is on disk.
@@ -548,6 +583,45 @@ public final class Engine: Sendable {
             }
         }
         deliver(result, job: job, failed: outcome.failure != nil)
+    }
+
+    /// `set_policy`: the policy goes into the state table, and the result out once it is on disk.
+    private func recordPolicy(_ result: ResultMessage, job: Job, uuid: String, name: String, observed: String?) {
+        let command = job.command
+        let pending = Mutex<(result: ResultMessage?, saved: Bool?)>((nil, nil))
+        // The store may call back before `setPolicy` returns the policy the result shows.
+        let deliverOnce: @Sendable () -> Void = { [self] in
+            let ready = pending.withLock { p -> ResultMessage? in
+                guard var result = p.result, let saved = p.saved else { return nil }
+                if !saved { result.saved = false }
+                p.result = nil
+                return result
+            }
+            guard let ready else { return }
+            if ready.saved == false {
+                logger.warning("policy is not saved yet; publishing its result anyway", metadata: commandMetadata(command))
+            }
+            deliver(ready, job: job, failed: false)
+        }
+        let (policy, changed) = store.setPolicy(
+            uuid: uuid, name: name, observed: observed, change: command.args.policy ?? PolicyChange()
+        ) { saved in
+            pending.withLock { $0.saved = saved }
+            deliverOnce()
+        }
+        var result = result
+        result.changed = changed
+        let effective = policy.effective(defaultRetries: restoreSettings.retries)
+        result.data = ["policy": JSONValue.encoding(effective)]
+        logger.info(
+            "restore policy set",
+            metadata: commandMetadata(command).merging([
+                "machine.uuid": "\(uuid)", "policy.order": "\(effective.order.map(String.init) ?? "none")",
+                "policy.up_delay_ms": "\(effective.upDelayMs)", "policy.retries": "\(effective.retries)",
+                "policy.host_stop": "\(effective.hostStop.rawValue)", "command.changed": "\(changed)",
+            ]) { _, n in n })
+        pending.withLock { $0.result = result }
+        deliverOnce()
     }
 
     /// The answer to a duplicate of a finished command: its first result, as remembered, with
@@ -730,7 +804,10 @@ public final class Engine: Sendable {
     private func drainBlocking(graceSeconds: Double) {
         counters.waitUntilIdle(deadline: monotonicNanos() + UInt64(max(0, graceSeconds) * 1e9))
         // Machines of a restore still waiting for their staggered turn have not started either.
-        restoreState.withLock { $0.current }?.stop()
+        let runs = restoreState.withLock { ($0.current, $0.hostStop) }
+        runs.0?.stop()
+        runs.1?.stop()
+        dispatcher.reconsider()
         for job in dispatcher.drainQueued() where job.claim() {
             publishResult(job, outcome: .failed(.worker(.cancelled)))
         }

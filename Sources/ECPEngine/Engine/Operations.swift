@@ -54,7 +54,7 @@ struct Operations: Sendable {
         case .list: return list()
         case .define: return define(xml: command.args.xml ?? "")
         case .stats: return stats(command.machine)
-        case .restore, .report:
+        case .restore, .report, .hostStop:
             // Handled by the engine before it gets here.
             return OpOutcome()
         default:
@@ -133,7 +133,7 @@ struct Operations: Sendable {
             var o = try perform(command, on: domain)
             o.machineName = domain.name
             // Only a change goes into the state table, which is keyed by UUID.
-            if command.op.changesState { o.machineUUID = domain.uuid }
+            if command.op.changesState || command.op == .setPolicy { o.machineUUID = domain.uuid }
             return o
         } catch let error as LibvirtError {
             session.noteFailure(error, on: conn)
@@ -231,6 +231,10 @@ struct Operations: Sendable {
                 try d.resume()
                 o.changed = true
             }
+        case .setPolicy:
+            // The state table is the engine's: it records the policy once this read found the machine.
+            o.state = before
+            return o
         case .undefine:
             try d.undefine()
             o.changed = true
@@ -279,7 +283,7 @@ struct Operations: Sendable {
     /// The wait sleeps until the machine's stop event, the next request or the deadline. The state
     /// is read again at each of them: the event may have come before the watch began, and events
     /// are lost while the libvirt connection is down.
-    private func shutdown(_ d: Domain, command: Command, outcome o: inout OpOutcome) throws {
+    func shutdown(_ d: Domain, command: Command, outcome o: inout OpOutcome) throws {
         try d.shutdown()
         guard let waitMs = command.args.waitMs else { return }
         let deadline = monotonicNanos() + UInt64(waitMs) * 1_000_000

@@ -53,6 +53,19 @@ final class LibvirtSession: @unchecked Sendable {
         return current != nil
     }
 
+    /// Blocks until a connection is open, at most `seconds`; returns whether one is.
+    func waitUntilConnected(seconds: Double) -> Bool {
+        let deadline = monotonicNanos() + UInt64(seconds * 1e9)
+        condition.lock()
+        defer { condition.unlock() }
+        while current == nil && !stopped {
+            let now = monotonicNanos()
+            if now >= deadline { return false }
+            condition.wait(seconds: Double(deadline - now) / 1e9)
+        }
+        return current != nil
+    }
+
     /// The live connection, or the error that says why there is none.
     func connection() throws(LibvirtError) -> Connection {
         condition.lock()
@@ -152,6 +165,7 @@ final class LibvirtSession: @unchecked Sendable {
         current = calls
         currentEvents = events
         lastError = nil
+        condition.broadcast()
         condition.unlock()
         return nil
     }

@@ -59,6 +59,9 @@ final class StateStore: @unchecked Sendable {
     /// When the first of the writes failing since the last good one was tried; nil while the
     /// file holds everything written so far. Heartbeats report it.
     private var unsavedSince: String?
+    /// Set by a host stop: the desired states it recorded stand, and the graceful stop after it
+    /// does not replace them with the (stopped) states it sees. A restore lifts it.
+    private var desiredPinned = false
     /// The pause after a failed write before the next try.
     private let retryNanos: UInt64
     private let metrics: EngineMetrics
@@ -197,6 +200,49 @@ final class StateStore: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Changes a machine's policy (adding the machine, its observed state as desired, when the
+    /// table lacks it); `durable` runs once it is on disk. Returns the policy now in force and
+    /// whether it changed.
+    func setPolicy(
+        uuid: String, name: String, observed: String?, change: PolicyChange, durable: @escaping @Sendable (Bool) -> Void
+    ) -> (policy: RestorePolicy, changed: Bool) {
+        let now = Timestamp.now()
+        condition.lock()
+        defer { condition.unlock() }
+        let key = uuid.lowercased()
+        var entry = table.machines[key] ?? .init(
+            name: name, desired: observed ?? "shutoff", observed: observed, updatedAt: now, desiredFrom: "observed")
+        let before = entry.policy ?? RestorePolicy()
+        let after = before.applying(change)
+        entry.name = name
+        entry.policy = after.isEmpty ? nil : after
+        entry.updatedAt = now
+        table.machines[key] = entry
+        // Written even when nothing changed: the result says the policy is on disk.
+        dirty = true
+        waiting.append(durable)
+        condition.signal()
+        return (after, after != before)
+    }
+
+    /// At a host stop: every machine no command touched takes the state it is in now as its
+    /// desired state (as a graceful stop would record), and those desired states then stand
+    /// until the next restore. `durable` runs once they are on disk.
+    func recordHostStop(observations: [(uuid: String, name: String, state: String)], durable: @escaping @Sendable (Bool) -> Void) {
+        condition.lock()
+        applyObservations(observations)
+        desiredPinned = true
+        waiting.append(durable)
+        condition.unlock()
+    }
+
+    /// A restore ran: graceful stops record desired states again.
+    func unpinDesired() {
+        condition.lock()
+        desiredPinned = false
+        condition.unlock()
+    }
+
     /// Records a state seen (an event, a restore); written with the next batch.
     func recordObserved(uuid: String, name: String, observed: String?, createIfMissing: Bool = true) {
         let now = Timestamp.now()
@@ -221,14 +267,20 @@ final class StateStore: @unchecked Sendable {
     /// At graceful shutdown: every machine no command touched takes the state it is in now as
     /// its desired state. `observations` is every machine libvirt knows, (uuid, name, state).
     func recordShutdown(observations: [(uuid: String, name: String, state: String)]) {
-        let now = Timestamp.now()
         condition.lock()
+        applyObservations(observations)
+        condition.unlock()
+    }
+
+    /// Under the lock: the graceful stop's record (see `recordShutdown`).
+    private func applyObservations(_ observations: [(uuid: String, name: String, state: String)]) {
+        let now = Timestamp.now()
         for o in observations {
             let key = o.uuid.lowercased()
             if var entry = table.machines[key] {
                 entry.name = o.name
                 entry.observed = o.state
-                if !entry.touchedByCommand { entry.desired = o.state }
+                if !entry.touchedByCommand && !desiredPinned { entry.desired = o.state }
                 entry.updatedAt = now
                 table.machines[key] = entry
             } else {
@@ -237,7 +289,6 @@ final class StateStore: @unchecked Sendable {
         }
         dirty = true
         condition.signal()
-        condition.unlock()
     }
 
     /// Blocks until everything recorded so far is on disk.

@@ -32,14 +32,17 @@ public struct StateTable: Codable, Sendable, Equatable {
         public var updatedAt: String
         /// Who set `desired`: `command` or `observed`. Absent in tables written by hand: then `observed`.
         public var desiredFrom: String?
+        /// How restores and host stops treat the machine; absent: the defaults.
+        public var policy: RestorePolicy?
 
         enum CodingKeys: String, CodingKey {
-            case name, desired, observed
+            case name, desired, observed, policy
             case updatedAt = "updated_at"
             case desiredFrom = "desired_from"
         }
 
-        public init(name: String, desired: String, observed: String?, updatedAt: String, desiredFrom: String?) {
+        public init(name: String, desired: String, observed: String?, updatedAt: String, desiredFrom: String?, policy: RestorePolicy? = nil) {
+            self.policy = policy
             self.name = name
             self.desired = desired
             self.observed = observed
@@ -80,6 +83,7 @@ public struct StateTable: Codable, Sendable, Equatable {
                 throw StateTableError("machine \(uuid): observed \(o.debugDescription) is not a machine state")
             }
             if entry.name.isEmpty { throw StateTableError("machine \(uuid): name is empty") }
+            if let problem = entry.policy?.problem { throw StateTableError("machine \(uuid): \(problem)") }
         }
         return table
     }

@@ -32,7 +32,7 @@ enum ResultText {
         case .replay?:
             let count = data["messages"]?.arrayValue?.count ?? 0
             lines = ["replay: \(count) message\(count == 1 ? "" : "s"), next_seq \(data.text("next_seq")), more \(data.text("more")), oldest_seq \(data.text("oldest_seq")), truncated \(data.text("truncated"))"]
-        case nil:
+        case nil, .setPolicy?, .hostStop?:
             lines = ["\(Sanitize.display(result.op)): ok"] + (data == .object([:]) ? [] : ["  data: " + data.displayText])
         }
         if result.duplicate == true {
