@@ -14,6 +14,8 @@ struct Received: @unchecked Sendable, CustomStringConvertible {
     var size = 0
     /// Whether it went to the events socket (false: a reply only).
     var published = true
+    /// When the sink got it.
+    var at = Date()
     var type: String { json["type"] as? String ?? "" }
     var id: String? { json["id"] as? String }
     subscript(key: String) -> Any? { json[key] }
