@@ -7,10 +7,13 @@ set -euo pipefail
 want=(libzmq3-dev libvirt-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
   # libvirtd and virtlogd come from libvirt-daemon, which the QEMU driver package does not pull
-  # in; busybox-static and cpio build the test guest's initramfs (scripts/test-guest.sh).
+  # in; busybox-static and cpio build the test guest's initramfs (scripts/test-guest.sh);
+  # systemd brings systemd-analyze, which checks the units in scripts/systemd (it needs no
+  # running systemd).
   want+=(libvirt-clients python3 python3-zmq python3-jsonschema python3-pytest
          prometheus python3-prometheus-client
-         libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 busybox-static cpio)
+         libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 busybox-static cpio
+         systemd)
 fi
 
 missing=()

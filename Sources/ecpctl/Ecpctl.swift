@@ -21,6 +21,7 @@ struct Ecpctl: ParsableCommand {
               2   the worker refused the request (request_error)
               3   no reply within --timeout-ms (tail: too few messages in time)
               4   replay: some asked messages are gone from the worker's memory (truncated)
+              5   host-stop: one or more machines failed to stop
               64  usage error: a bad option, endpoint, key or input file
               70  internal error: ZeroMQ failed, or an unreadable reply
 
@@ -36,7 +37,8 @@ struct Ecpctl: ParsableCommand {
             StartCommand.self, ShutdownCommand.self, DestroyCommand.self, RebootCommand.self,
             SuspendCommand.self, ResumeCommand.self, DefineCommand.self, UndefineCommand.self,
             StatusCommand.self, ListCommand.self, StatsCommand.self, PingCommand.self, RestoreCommand.self,
-            ReportCommand.self, SendCommand.self, TailCommand.self, ReplayCommand.self, KeygenCommand.self,
+            ReportCommand.self, PolicyCommand.self, HostStopCommand.self, SendCommand.self, TailCommand.self,
+            ReplayCommand.self, KeygenCommand.self,
         ])
 
     /// The shared options, accepted before the subcommand too: `ecpctl --json status web1`

@@ -11,6 +11,12 @@ struct ReportCommand: ControlSubcommand {
             ACTION, ERROR), and the state table's machines (NAME, UUID, DESIRED, OBSERVED, \
             UPDATED).
 
+            From a worker that keeps policies (`ecpctl policy`), the outcomes also show each \
+            machine's ORDER and ATTEMPTS (tries the restore took), ACTION says "(from save)" \
+            for a machine resumed from its managed save, and the machines show their \
+            effective policy: ORDER, UP-DELAY, RETRIES, HOST-STOP. Columns a worker does not \
+            send are left out.
+
             Example:
               ecpctl report
             """)

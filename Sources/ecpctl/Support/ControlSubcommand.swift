@@ -15,13 +15,24 @@ extension ControlSubcommand {
     ///   `--timeout-ms` (a shutdown that waits for the guest).
     /// - Throws: `ExitCode` for every outcome but success (see ``ExitStatus``).
     func perform(_ op: Op, machine: String? = nil, args: [String: JSONValue]? = nil, minimumWaitMs: Int = 0) throws {
+        try perform(opName: op.rawValue, machine: machine, args: args, minimumWaitMs: minimumWaitMs)
+    }
+
+    /// ``perform(_:machine:args:minimumWaitMs:)`` for an op given by its wire name.
+    func perform(opName: String, machine: String? = nil, args: [String: JSONValue]? = nil, minimumWaitMs: Int = 0) throws {
         try guarded {
-            let id = options.makeCommandID()
-            let payload = try CommandDocument(id: id, op: op.rawValue, machine: machine, args: args).encoded()
-            let reply = try ControlClient.request(
-                payload, expectedID: id, options: options, waitMs: max(options.timeoutMs, minimumWaitMs))
+            let reply = try request(opName: opName, machine: machine, args: args, waitMs: max(options.timeoutMs, minimumWaitMs))
             try ReplyPrinter(options: options).finish(reply)
         }
+    }
+
+    /// Sends a command and returns its reply's bytes, unprinted.
+    ///
+    /// - Throws: ``CtlFailure`` as ``ControlClient/request(_:expectedID:options:waitMs:)`` does.
+    func request(opName: String, machine: String? = nil, args: [String: JSONValue]? = nil, waitMs: Int) throws -> Data {
+        let id = options.makeCommandID()
+        let payload = try CommandDocument(id: id, op: opName, machine: machine, args: args).encoded()
+        return try ControlClient.request(payload, expectedID: id, options: options, waitMs: waitMs)
     }
 }
 

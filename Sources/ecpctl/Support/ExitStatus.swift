@@ -10,6 +10,8 @@ enum ExitStatus {
     static let noReply: Int32 = 3
     /// `replay`: some of the asked messages are gone from the worker's memory.
     static let truncated: Int32 = 4
+    /// `host-stop`: one or more machines failed to stop (the others were stopped).
+    static let someFailed: Int32 = 5
     /// A bad option, endpoint, key or input file (`EX_USAGE`).
     static let usage: Int32 = 64
     /// ZeroMQ failed, or a reply could not be read (`EX_SOFTWARE`).

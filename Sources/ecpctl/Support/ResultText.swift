@@ -32,14 +32,19 @@ enum ResultText {
         case .replay?:
             let count = data["messages"]?.arrayValue?.count ?? 0
             lines = ["replay: \(count) message\(count == 1 ? "" : "s"), next_seq \(data.text("next_seq")), more \(data.text("more")), oldest_seq \(data.text("oldest_seq")), truncated \(data.text("truncated"))"]
-        case nil, .setPolicy?, .hostStop?:
+        case .setPolicy?:
+            lines = PolicyText.lines(result, data: data)
+        case .hostStop?:
+            lines = HostStopText.lines(data)
+        case nil:
             lines = ["\(Sanitize.display(result.op)): ok"] + (data == .object([:]) ? [] : ["  data: " + data.displayText])
         }
         if result.duplicate == true {
             lines[0] += " [duplicate id: the result of the first run]"
         }
         if result.saved == false {
-            lines[0] += " [not saved: the state table could not be written; a host reboot now would restore the previous state]"
+            let previous = result.op == Op.setPolicy.rawValue ? "use the previous policy" : "restore the previous state"
+            lines[0] += " [not saved: the state table could not be written; a host reboot now would \(previous)]"
         }
         return lines
     }
@@ -139,12 +144,20 @@ enum ResultText {
             lines.append("last restore: none")
         }
         let outcomes = data["outcomes"]?.arrayValue ?? []
-        var outcomeTable = TextTable(headers: ["MACHINE", "DESIRED", "FOUND", "ACTION", "ERROR"])
+        // ORDER and ATTEMPTS only when a worker with policies sent them; a restored
+        // managed save says so in ACTION.
+        let withOrder = outcomes.contains { $0["order"] != nil }
+        let withAttempts = outcomes.contains { $0["attempts"] != nil }
+        var outcomeTable = TextTable(
+            headers: ["MACHINE"] + (withOrder ? ["ORDER"] : []) + ["DESIRED", "FOUND", "ACTION"]
+                + (withAttempts ? ["ATTEMPTS"] : []) + ["ERROR"])
         outcomeTable.rows = outcomes.map { outcome in
-            [
-                outcome.text("machine"), outcome.text("desired"), outcome.text("found"), outcome.text("action"),
-                outcome["error"]?["summary"]?.displayText ?? "-",
-            ]
+            var action = outcome.text("action")
+            if outcome["from_save"]?.boolValue == true { action += " (from save)" }
+            return [outcome.text("machine")] + (withOrder ? [outcome.text("order")] : [])
+                + [outcome.text("desired"), outcome.text("found"), action]
+                + (withAttempts ? [outcome.text("attempts")] : [])
+                + [outcome["error"]?["summary"]?.displayText ?? "-"]
         }
         lines.append("")
         lines += outcomeTable.render()
@@ -153,10 +166,16 @@ enum ResultText {
         let machines = data["machines"]?.objectValue ?? [:]
         lines.append("")
         lines.append("state table: \(machines.count) machine\(machines.count == 1 ? "" : "s")")
-        var machineTable = TextTable(headers: ["NAME", "UUID", "DESIRED", "OBSERVED", "UPDATED"])
+        // The policy columns only when the worker keeps policies (it then sends every
+        // machine's effective one).
+        let withPolicy = machines.values.contains { $0["policy"] != nil }
+        var machineTable = TextTable(
+            headers: ["NAME", "UUID", "DESIRED", "OBSERVED"]
+                + (withPolicy ? ["ORDER", "UP-DELAY", "RETRIES", "HOST-STOP"] : []) + ["UPDATED"])
         machineTable.rows = machines
             .map { uuid, entry in
-                [entry.text("name"), Sanitize.display(uuid), entry.text("desired"), entry.text("observed"), entry.text("updated_at")]
+                [entry.text("name"), Sanitize.display(uuid), entry.text("desired"), entry.text("observed")]
+                    + (withPolicy ? PolicyText.cells(entry["policy"]) : []) + [entry.text("updated_at")]
             }
             .sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }
         lines += machineTable.render()
