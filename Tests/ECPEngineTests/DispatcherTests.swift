@@ -208,3 +208,97 @@ struct DispatcherSharingTests {
         #expect(runs.withLock { $0 } == [[0], [1, 2]])
     }
 }
+
+/// A job admitted by a stage gate, as a restore's or host stop's machine is.
+private final class GatedJob: DispatchJob {
+    let n: Int
+    let lanes: [String]
+    let gate: StageGate?
+    let stage: Int
+    init(_ n: Int, _ lanes: [String], gate: StageGate? = nil, stage: Int = 0) {
+        self.n = n
+        self.lanes = lanes
+        self.gate = gate
+        self.stage = stage
+    }
+
+    func mayShareRun(with head: GatedJob) -> Bool { false }
+    var isGated: Bool { gate != nil }
+    func admit() -> Bool { gate?.admit(stage: stage) ?? true }
+    func leave() { gate?.leave() }
+}
+
+@Suite("Dispatcher: gated jobs")
+struct DispatcherGateTests {
+    @Test("gated jobs hold their lanes before their stage opens, run stage by stage, at most `parallel` at once; other jobs pass by")
+    func stagesAndParallel() {
+        let gate = StageGate(parallel: 2)
+        struct Seen { var order: [Int] = []; var running = 0; var most = 0 }
+        let seen = Mutex(Seen())
+        let done = DispatchSemaphore(value: 0)
+        let dispatcher = Dispatcher<GatedJob>(threads: 6, name: "test-exec")
+        dispatcher.start { [dispatcher] job, _ in
+            seen.withLock { s in
+                s.running += 1
+                s.most = max(s.most, s.running)
+            }
+            usleep(20_000)
+            seen.withLock { s in
+                s.running -= 1
+                s.order.append(job.n)
+            }
+            dispatcher.release(job)
+            done.signal()
+        }
+        defer { dispatcher.stop() }
+        // Stage 0: jobs 0-3 on lanes m0-m3; stage 1: jobs 10-11 on m10, m11.
+        var gated = (0..<4).map { (GatedJob($0, ["m\($0)"], gate: gate, stage: 0)) }
+        gated += [GatedJob(10, ["m10"], gate: gate, stage: 1), GatedJob(11, ["m11"], gate: gate, stage: 1)]
+        dispatcher.submit(gated.map { ($0, $0.lanes) })
+        // An ungated job on another lane runs at once; one on a gated machine's lane waits for it.
+        let free = GatedJob(100, ["other"])
+        let behind = GatedJob(101, ["m10"])
+        dispatcher.submit(free, lanes: free.lanes)
+        dispatcher.submit(behind, lanes: behind.lanes)
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(seen.withLock { $0.order } == [100], "nothing gated runs before its stage opens")
+
+        gate.open(through: 0)
+        dispatcher.reconsider()
+        for _ in 0..<4 { #expect(done.wait(timeout: .now() + 10) == .success) }
+        #expect(Set(seen.withLock { $0.order }.dropFirst()) == [0, 1, 2, 3])
+        #expect(seen.withLock { $0.most } <= 2, "at most two at once")
+        #expect(done.wait(timeout: .now() + 0.1) == .timedOut, "stage 1 waits, and the job behind m10 with it")
+
+        gate.open(through: 1)
+        dispatcher.reconsider()
+        for _ in 0..<3 { #expect(done.wait(timeout: .now() + 10) == .success) }
+        let order = seen.withLock { $0.order }
+        #expect(Set(order.suffix(3)) == [10, 11, 101], "\(order)")
+        #expect(order.firstIndex(of: 10)! < order.firstIndex(of: 101)!, "the command on m10 came after its machine's gated job: \(order)")
+    }
+
+    @Test("a gated job released before it is admitted never runs, and frees its lane")
+    func releasedBeforeAdmission() {
+        let gate = StageGate(parallel: 1)
+        let order = Mutex<[Int]>([])
+        let done = DispatchSemaphore(value: 0)
+        let dispatcher = Dispatcher<GatedJob>(threads: 2, name: "test-exec")
+        dispatcher.start { [dispatcher] job, _ in
+            order.withLock { $0.append(job.n) }
+            dispatcher.release(job)
+            done.signal()
+        }
+        defer { dispatcher.stop() }
+        let waiting = GatedJob(1, ["m"], gate: gate, stage: 5)
+        let behind = GatedJob(2, ["m"])
+        dispatcher.submit(waiting, lanes: waiting.lanes)
+        dispatcher.submit(behind, lanes: behind.lanes)
+        dispatcher.release(waiting)
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        gate.open(through: .max)
+        dispatcher.reconsider()
+        #expect(done.wait(timeout: .now() + 0.2) == .timedOut)
+        #expect(order.withLock { $0 } == [2])
+    }
+}
