@@ -189,26 +189,14 @@ extension Engine {
     }
 
     private func publishHostStopOutcome(_ outcome: HostStopOutcomeMessage, run: HostStopRun) {
-        var metadata: Logger.Metadata = [
+        let metadata: Logger.Metadata = [
             "host_stop.id": "\(run.id)", "machine.name": "\(outcome.machine)", "machine.uuid": "\(outcome.uuid)",
             "host_stop.mode": "\(outcome.mode)", "host_stop.found": "\(outcome.found ?? "undefined")",
             "host_stop.action": "\(outcome.action)", "host_stop.order": "\(outcome.order.map(String.init) ?? "none")",
             "duration_ms": "\(outcome.durationMs)",
         ]
-        if let error = outcome.error {
-            metadata["error.summary"] = "\(error.summary)"
-            metadata["error.category"] = "\(error.category)"
-            if case .libvirt(let record) = error {
-                metrics.libvirtError(codeName: record.codeName, category: record.category)
-                metadata["libvirt.code_name"] = "\(record.codeName)"
-                sink.send(Outgoing(topic: topics.libvirtError, body: Codec.encode(record)))
-            }
-            logger.error("host stop outcome", metadata: metadata)
-        } else if outcome.action == HostStopAction.forced.rawValue {
-            logger.warning("host stop outcome", metadata: metadata)
-        } else {
-            logger.info("host stop outcome", metadata: metadata)
-        }
-        sink.send(Outgoing(topic: topics.restore, body: Codec.encode(outcome)))
+        publishRunOutcome(
+            Codec.encode(outcome), error: outcome.error, metadata: metadata, message: "host stop outcome",
+            notable: outcome.action == HostStopAction.forced.rawValue)
     }
 }

@@ -180,22 +180,9 @@ extension Engine {
             "restore.order": "\(outcome.order.map(String.init) ?? "none")", "duration_ms": "\(outcome.durationMs)",
         ]
         if outcome.fromSave == true { metadata["restore.from_save"] = "true" }
-        if let error = outcome.error {
-            metadata["error.summary"] = "\(error.summary)"
-            metadata["error.category"] = "\(error.category)"
-            if case .libvirt(let record) = error {
-                metrics.libvirtError(codeName: record.codeName, category: record.category)
-                metadata["libvirt.code_name"] = "\(record.codeName)"
-                metadata["libvirt.message"] = "\(record.message ?? "")"
-                sink.send(Outgoing(topic: topics.libvirtError, body: Codec.encode(record)))
-            }
-            logger.error("restore outcome", metadata: metadata)
-        } else if outcome.action == RestoreAction.missing.rawValue {
-            logger.warning("restore outcome", metadata: metadata)
-        } else {
-            logger.info("restore outcome", metadata: metadata)
-        }
-        sink.send(Outgoing(topic: topics.restore, body: Codec.encode(outcome)))
+        publishRunOutcome(
+            Codec.encode(outcome), error: outcome.error, metadata: metadata, message: "restore outcome",
+            notable: outcome.action == RestoreAction.missing.rawValue)
     }
 
     /// One machine's restore: tried again after a retryable failure, up to its policy's retries,

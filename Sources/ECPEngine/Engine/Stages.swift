@@ -1,5 +1,6 @@
 import ECPProtocol
 import FoundationEssentials
+import Logging
 import Synchronization
 import Threading
 
@@ -126,6 +127,28 @@ final class MachineRun<Outcome: Sendable, Summary: Sendable>: @unchecked Sendabl
 }
 
 extension Engine {
+    /// Logs one machine's outcome of a restore or host stop (an error, a `notable` one as a
+    /// warning), publishes the libvirt error record it carries, then the outcome on `restore.`.
+    func publishRunOutcome(_ body: Data, error: ErrorRecord?, metadata: Logger.Metadata, message: Logger.Message, notable: Bool) {
+        var metadata = metadata
+        if let error {
+            metadata["error.summary"] = "\(error.summary)"
+            metadata["error.category"] = "\(error.category)"
+            if case .libvirt(let record) = error {
+                metrics.libvirtError(codeName: record.codeName, category: record.category)
+                metadata["libvirt.code_name"] = "\(record.codeName)"
+                metadata["libvirt.message"] = "\(record.message ?? "")"
+                sink.send(Outgoing(topic: topics.libvirtError, body: Codec.encode(record)))
+            }
+            logger.error(message, metadata: metadata)
+        } else if notable {
+            logger.warning(message, metadata: metadata)
+        } else {
+            logger.info(message, metadata: metadata)
+        }
+        sink.send(Outgoing(topic: topics.restore, body: body))
+    }
+
     /// Runs `act` for every machine, stage by stage: each stage's machines in parallel (at most
     /// the gate's `parallel`), the next stage once every outcome of this one is in and
     /// `pauseAfter` of them has passed. Every machine's job is queued at once, so commands for any
