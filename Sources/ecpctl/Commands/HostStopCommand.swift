@@ -9,7 +9,7 @@ struct HostStopCommand: ControlSubcommand {
         abstract: "Stop every running machine for a host shutdown, keeping what should run at the next boot.",
         discussion: """
             The worker stops every running or paused machine, in reverse restore order \
-            (highest `ecpctl policy --order` first), each the way its policy says: shutdown \
+            (machines without an `ecpctl policy --order` first, then the highest order), each the way its policy says: shutdown \
             (ACPI power button; destroyed when still on after --timeout), managedsave (memory \
             saved to disk; the next start resumes it where it was), destroy, or none (left \
             running). --mode does the same to every machine instead. Each machine's desired \

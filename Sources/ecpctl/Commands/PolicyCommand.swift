@@ -10,10 +10,11 @@ struct PolicyCommand: ControlSubcommand {
             A policy says how the worker brings a machine back after a host reboot, and how \
             a host stop (`ecpctl host-stop`, run at host shutdown) stops it:
 
-              order       its place when a restore starts machines, lowest first
-                          (0 to 1000); a host stop goes the other way round
-              up-delay    how long a restore waits after starting this machine
-                          before it goes on (0 to 10m)
+              order       its place when a restore starts machines, lowest first,
+                          machines without one last (0 to 1000); a host stop
+                          goes the other way round
+              up-delay    after starting this machine, how long a restore waits
+                          before it starts the next order (0 to 10m)
               retries     how often a restore tries again after a retryable
                           failure (0 to 10)
               host-stop   shutdown: the ACPI power button, destroyed when still
@@ -63,7 +64,7 @@ struct PolicyCommand: ControlSubcommand {
 
     @Option(
         name: .customLong("up-delay"),
-        help: ArgumentHelp("After starting the machine, a restore waits this long before it goes on (0 to 10m, e.g. 5s).", valueName: "duration"),
+        help: ArgumentHelp("After starting the machine, a restore waits this long before it starts the next order (0 to 10m, e.g. 5s).", valueName: "duration"),
         transform: DurationText.parse)
     var upDelayMs: Int?
 
