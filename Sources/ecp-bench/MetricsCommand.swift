@@ -22,7 +22,7 @@ struct MetricsCommand: ParsableCommand {
 
             Idle memory: starts a worker with --metrics none and one with --metrics on a free port \
             (one at a time, both on a generated test-driver host of --idle-machines running \
-            machines, other options the worker's defaults), waits until each answers ping on its \
+            machines, by default none, other options the worker's defaults), waits until each answers ping on its \
             control socket, and the one with the endpoint until it has served one scrape, rests \
             --settle-s, and reads VmRSS, RssAnon (heap, stacks), RssFile (mapped code and \
             read-only data, shared and reclaimable) and Threads from /proc/<pid>/status, Pss and \
@@ -34,7 +34,7 @@ struct MetricsCommand: ParsableCommand {
             Exit status: 0 every scrape and every memory reading succeeded; 3 the run completed but \
             some scrapes failed (status, content type, or connection); 1 it stopped before the end \
             (time limit, a worker exited); 2 it could not start (no worker answering, endpoint not \
-            serving, bad options).
+            serving). Bad options are refused before anything starts.
 
             Examples:
               ecp-bench metrics
