@@ -1,5 +1,5 @@
 import ECPProtocol
-import ECPWorker
+@testable import ECPWorker
 import Synchronization
 import Testing
 
@@ -77,6 +77,13 @@ struct MetricsEndpointTests {
         let elapsed = ContinuousClock().measure { bytes = e.scrape().count }
         print("metrics scrape of 1,000 machines: \(elapsed), \(bytes) bytes")
         #expect(elapsed < .seconds(10), "\(elapsed)")
+    }
+
+    @Test("the Date header is RFC 9110's IMF-fixdate, in GMT, whatever the locale")
+    func httpDate() {
+        #expect(MetricsEndpoint.httpDate(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(MetricsEndpoint.httpDate(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(MetricsEndpoint.httpDate(1_798_761_599) == "Thu, 31 Dec 2026 23:59:59 GMT")
     }
 
     @Test("no sample: only the worker's own families")

@@ -94,6 +94,46 @@ struct BenchTests {
         #expect(types.values.compactMap(\.intValue).reduce(0, +) == 2, "\(run)")
     }
 
+    @Test("metrics --test-machines 20: every scrape 200 on one connection, a vstate series per machine, both idle workers measured")
+    func metrics() throws {
+        let run = try BenchRun.run(
+            ["metrics", "--test-machines", "20", "--count", "5", "--rounds", "1", "--settle-s", "0", "--json"])
+        #expect(run.status == 0, "\(run)")
+        let json = try run.json()
+        #expect(json["benchmark"]?.stringValue == "metrics", "\(run)")
+        #expect(json["complete"]?.boolValue == true, "\(run)")
+
+        let scrape = try #require(json["scrape"]?.objectValue, "\(run)")
+        #expect(scrape["test_machines"]?.intValue == 20)
+        #expect(scrape["count"]?.intValue == 5)
+        #expect(scrape["ok"]?.intValue == 5, "\(run)")
+        #expect(scrape["failed"]?.intValue == 0, "\(run)")
+        #expect(scrape["connections"]?.intValue == 1, "keep-alive: \(run)")
+        #expect(scrape["vstate_series"]?.intValue == 20, "\(run)")
+        #expect((scrape["ready_ms"]?.doubleValue ?? 0) > 0, "\(run)")
+        #expect((scrape["worker_rss_kib"]?.intValue ?? 0) > 1024, "\(run)")
+        let bytes = try #require(scrape["body_bytes"], "\(run)")
+        #expect((bytes["min"]?.intValue ?? 0) > 0, "\(bytes)")
+        let latency = try #require(scrape["latency_ms"], "\(run)")
+        #expect(latency["count"]?.intValue == 5)
+        let order = ["min", "p50", "p90", "p99", "max"].map { latency[$0]?.doubleValue ?? -1 }
+        #expect(order.allSatisfy { $0 > 0 }, "\(latency)")
+        #expect(order == order.sorted(), "percentiles out of order: \(latency)")
+
+        let idle = try #require(json["idle_memory"]?.objectValue, "\(run)")
+        #expect(idle["complete"]?.boolValue == true, "\(run)")
+        #expect(idle["runs"]?.arrayValue?.count == 2, "\(run)")
+        for side in ["without", "with"] {
+            let figures = try #require(idle[side], "\(side): \(run)")
+            #expect((figures["rss_kib"]?.doubleValue ?? 0) > 1024, "\(side): \(figures)")
+            #expect((figures["rss_anon_kib"]?.doubleValue ?? 0) > 0, "\(side): \(figures)")
+            #expect((figures["rss_file_kib"]?.doubleValue ?? 0) > 0, "\(side): \(figures)")
+            #expect((figures["threads"]?.doubleValue ?? 0) > 0, "\(side): \(figures)")
+        }
+        let delta = try #require(idle["delta"], "\(run)")
+        #expect(delta["rss_kib"]?.doubleValue != nil, "\(delta)")
+    }
+
     @Test("soak --seconds 3: every attack runs, the normal client is served, the report gives figures and PASS")
     func soak() throws {
         let run = try BenchRun.run(["soak", "--seconds", "3", "--baseline-s", "1", "--max-p99-ms", "1000"])

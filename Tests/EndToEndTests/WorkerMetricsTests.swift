@@ -127,6 +127,15 @@ struct WorkerMetricsTests {
         #expect(try MetricsScraper.get(port: port, path: "/").status == 404)
         #expect(try MetricsScraper.get(port: port, path: "/metrics/x").status == 404)
         #expect(try MetricsScraper.get(port: port, path: "/other").status == 404)
+        #expect(try MetricsScraper.get(port: port, method: "POST").status == 404)
+
+        // HEAD: the GET's head, no body; every response carries an HTTP date.
+        let head = try MetricsScraper.get(port: port, method: "HEAD")
+        #expect(head.status == 200, "\(head.head)")
+        #expect(head.body.isEmpty)
+        #expect(head.head.lowercased().contains("content-type: text/plain; version=0.0.4"), "\(head.head)")
+        let date = head.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("date: ") }
+        #expect(date.map { $0.hasSuffix(" GMT") && $0.count == "Date: Sun, 06 Nov 1994 08:49:37 GMT".count } == true, "\(head.head)")
         #expect(worker.stop() == 0)
         #expect(!MetricsScraper.accepts(port: port), "the endpoint closes with the worker")
     }

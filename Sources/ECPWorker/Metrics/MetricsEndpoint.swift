@@ -1,12 +1,18 @@
 import CoreMetrics
 import ECPEngine
 import ECPProtocol
-import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
 import Prometheus
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What the endpoint reads from the running worker at each scrape.
 public struct MetricsReadings: Sendable {
@@ -68,35 +74,49 @@ public final class MetricsEndpoint: Sendable {
         return buffer
     }
 
+    /// The response to a request: the scrape for `GET /metrics` (its head alone for `HEAD`), 404
+    /// for any other path or method.
+    func respond(to request: Request) -> Response {
+        guard request.uri.path == "/metrics", request.method == .get || request.method == .head else {
+            return Response(status: .notFound, headers: [.date: Self.httpDate()])
+        }
+        let response = Response(
+            status: .ok, headers: [.contentType: Self.contentType, .date: Self.httpDate()],
+            body: .init(byteBuffer: ByteBuffer(bytes: scrape())))
+        return request.method == .head ? response.createHeadResponse() : response
+    }
+
     /// Serves until the worker shuts down (graceful shutdown or cancellation). An address that
     /// cannot be bound is logged as an error and the worker runs on without the endpoint.
+    ///
+    /// HummingbirdCore's HTTP/1.1 server with a responder of its own: Hummingbird's application
+    /// layer (router, request contexts, middleware) has nothing to do for one path, and its date
+    /// cache would have the idle worker format a date every second through Foundation's ICU time
+    /// zones, which maps megabytes of ICU into the process.
     public func serve(host: String, port: Int, logger: Logger, onReady: (@Sendable (Int) -> Void)? = nil) async {
-        let router = Router()
-        router.get("/metrics") { [self] _, _ -> Response in
-            let body = scrape()
-            return Response(
-                status: .ok, headers: [.contentType: Self.contentType],
-                body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
         // Its own event loop thread: however slow or hostile a scraper, the sockets and the
         // engine never wait on it.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var quiet = logger
         quiet.logLevel = .warning
-        let app = Application(
-            router: router,
+        let http = HTTP1Channel(
+            responder: { [self] request, writer, _ in
+                let response = respond(to: request)
+                try await writer.write(response: response.head, body: response.body)
+            },
             // A scraper that connects and says nothing is dropped after the idle timeout.
-            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
-            configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 32),
+            configuration: .init(idleTimeout: .seconds(30)))
+        let server = http.server(
+            configuration: ServerConfiguration(address: .hostname(host, port: port), serverName: nil, backlog: 32),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 logger.notice("metrics endpoint ready", metadata: ["endpoint.metrics": "http://\(host):\(bound)/metrics"])
                 onReady?(bound)
             },
-            eventLoopGroupProvider: .shared(group),
+            eventLoopGroup: group,
             logger: quiet)
         do {
-            try await app.run()
+            try await server.run()
         } catch is CancellationError {
         } catch {
             logger.error(
@@ -104,6 +124,19 @@ public final class MetricsEndpoint: Sendable {
                 metadata: ["endpoint.metrics": "\(host):\(port)", "error": "\(error)"])
         }
         try? await group.shutdownGracefully()
+    }
+
+    /// Now as an HTTP date (RFC 9110's IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`), from the C
+    /// library's UTC calendar, not Foundation's (which loads ICU).
+    static func httpDate(_ now: time_t = time(nil)) -> String {
+        var seconds = now
+        var t = tm()
+        guard gmtime_r(&seconds, &t) != nil else { return "Thu, 01 Jan 1970 00:00:00 GMT" }
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(days[Int(t.tm_wday)]), \(two(t.tm_mday)) \(months[Int(t.tm_mon)]) \(t.tm_year + 1900) "
+            + "\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)) GMT"
     }
 }
 
