@@ -220,6 +220,7 @@ public final class Worker: Service, Sendable {
                     inFlight: { engine.inFlight }, libvirtConnected: { engine.libvirtConnected },
                     uptimeSeconds: { engine.uptimeSeconds }),
                 stats: engine)
+            engine.observeSamples { metricsEndpoint.prepare($0) }
             // It inherits this service's graceful-shutdown context, so it closes when the worker stops.
             metricsTask = Task { await metricsEndpoint.serve(host: address.host, port: address.port, logger: logger) }
         }

@@ -165,6 +165,8 @@ public final class Engine: Sendable {
     let statsCollector: StatsCollector
     /// The periodic samples of the machines' usage; none when `statsIntervalMs` is 0.
     private let statsTimer = Scheduler(name: "ecp-stats")
+    /// Told of every periodic sample, on the sampling thread (the metrics endpoint renders it then).
+    private let sampleObserver = Mutex<(@Sendable (StatsSample) -> Void)?>(nil)
     /// Commands accepted and not yet answered, so that those still running when the worker
     /// stops can be answered.
     private let unanswered = Mutex<[ObjectIdentifier: Job]>([:])
@@ -744,11 +746,17 @@ public final class Engine: Sendable {
         statsTimer.run { [weak self] in self?.periodicSample(due: monotonicNanos(), intervalMs: interval) }
     }
 
+    /// `observer` gets every periodic sample once it is published, on the sampling thread.
+    public func observeSamples(_ observer: @escaping @Sendable (StatsSample) -> Void) {
+        sampleObserver.withLock { $0 = observer }
+    }
+
     private func periodicSample(due: UInt64, intervalMs: Int) {
         guard accepting.load(ordering: .relaxed) else { return }
         do {
             let sample = try statsCollector.sample(machine: nil)
             sink.send(Outgoing(topic: topics.stats, body: Codec.encode(StatsMessage(sample))))
+            sampleObserver.withLock { $0 }?(sample)
         } catch {
             logger.warning("periodic stats sample failed; the next one comes at its time", metadata: error.logMetadata)
         }

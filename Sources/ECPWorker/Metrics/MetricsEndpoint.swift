@@ -33,6 +33,7 @@ public final class MetricsEndpoint: Sendable {
 
     public let registry = PrometheusCollectorRegistry()
     private let stats = Mutex<(any StatsSource)?>(nil)
+    private let rendered = Mutex<RenderedSample?>(nil)
     private let readings = Mutex<MetricsReadings?>(nil)
     private let inFlight: Prometheus.Gauge
     private let libvirtConnected: Prometheus.Gauge
@@ -69,9 +70,43 @@ public final class MetricsEndpoint: Sendable {
         buffer.reserveCapacity(16 << 10)
         registry.emit(into: &buffer)
         if let sample = stats.withLock({ $0 })?.latestStats() {
-            DomainMetrics.registry(for: sample).emit(into: &buffer)
+            buffer += domainText(sample)
         }
         return buffer
+    }
+
+    /// The machines' families for a sample: rendered once per sample, by `prepare` on the
+    /// sampling thread when the worker samples periodically, else by the first scrape that sees it.
+    /// A registry of 1,000 machines takes tens of milliseconds to build; every scrape of the same
+    /// sample then costs a copy.
+    private func domainText(_ sample: StatsSample) -> [UInt8] {
+        let key = RenderedSample.Key(sample)
+        if let cached = rendered.withLock({ $0 }), cached.key == key { return cached.text }
+        return prepare(sample)
+    }
+
+    /// Renders a sample's families and keeps them for the scrapes to come.
+    @discardableResult
+    public func prepare(_ sample: StatsSample) -> [UInt8] {
+        var text: [UInt8] = []
+        text.reserveCapacity(sample.machines.count * 600)
+        DomainMetrics.registry(for: sample).emit(into: &text)
+        rendered.withLock { $0 = RenderedSample(key: .init(sample), text: text) }
+        return text
+    }
+
+    /// The families of the newest sample rendered, and which sample it was.
+    private struct RenderedSample: Sendable {
+        struct Key: Equatable, Sendable {
+            let collectedAt: String
+            let machines: Int
+            init(_ sample: StatsSample) {
+                collectedAt = sample.collectedAt
+                machines = sample.machines.count
+            }
+        }
+        let key: Key
+        let text: [UInt8]
     }
 
     /// The response to a request: the scrape for `GET /metrics` (its head alone for `HEAD`), 404
