@@ -292,6 +292,9 @@ struct WorkerLifecycleTests {
     private func gracefulStopWithLongQueueBody() throws {
         var options = WorkerLaunchOptions()
         options.shutdownGraceSeconds = 0
+        // What is under test is the flush at the exit: a subscriber slowed by a loaded machine must
+        // not lose messages to the events socket's queue bound (6,000 messages come at once).
+        options.extraArguments = ["--events-hwm", "100000"]
         let worker = try WorkerProcess.start(options)
         let client = try WorkerClient(worker)
         try client.sync()
