@@ -170,6 +170,58 @@ struct RestorePolicyTests {
         #expect(later.at <= status.at)
         #expect(done.wait(timeout: .now() + 10) == .success)
     }
+
+    @Test("each machine's time limit counts from its admission: machines one at a time with staggered starts all start")
+    func timeLimitFromAdmission() throws {
+        let node = try NodeFile([("t0", false), ("t1", false), ("t2", false)])
+        let path = temporaryStatePath()
+        try writeTable(path, rows: (0..<3).map { (NodeFile.uuid($0), "t\($0)", "running", nil) })
+        let sink = MemorySink()
+        // One at a time (two threads: one stays for commands), 300 ms between starts, 500 ms each:
+        // the third is admitted 300 ms and starts 600 ms after the stage opened.
+        let engine = makeEngine(
+            uri: node.uri, sink: sink, maxParallel: 2, stateFile: path,
+            restore: .init(parallel: 4, staggerMs: 300, machineTimeoutMs: 500))
+        let summary = try runRestore(engine)
+        #expect(summary.counts["started"] == 3, "\(summary.counts)")
+    }
+
+    @Test("two rows with one name in different orders: the earlier order's machine is not held up by the later one's")
+    func sharedNameStages() throws {
+        let node = try NodeFile([("dup", false)])
+        let path = temporaryStatePath()
+        // A stale row (not defined: its name now belongs to uuid(0)) whose key sorts first.
+        try writeTable(path, rows: [
+            ("00000000-0000-4000-8000-000000000001", "dup", "running", #"{"order":5}"#),
+            (NodeFile.uuid(0), "dup", "running", #"{"order":1}"#),
+        ])
+        let sink = MemorySink()
+        let engine = makeEngine(uri: node.uri, sink: sink, stateFile: path)
+        let summary = try runRestore(engine)
+        #expect(summary.counts["started"] == 1 && summary.counts["missing"] == 1, "\(summary.counts)")
+        #expect(summary.durationMs < 5_000, "no machine waited for a time limit: \(summary.durationMs) ms")
+    }
+
+    @Test("a graceful stop during a restore keeps the desired states of the machines it has not reached")
+    func stopDuringRestoreKeepsDesired() throws {
+        let node = try NodeFile([("early", false), ("late", false)])
+        let path = temporaryStatePath()
+        try writeTable(path, rows: [
+            (NodeFile.uuid(0), "early", "running", #"{"order":1,"up_delay_ms":3000}"#),
+            (NodeFile.uuid(1), "late", "running", #"{"order":2}"#),
+        ])
+        let sink = MemorySink()
+        let engine = makeEngine(uri: node.uri, sink: sink, stateFile: path)
+        let done = DispatchSemaphore(value: 0)
+        engine.restore(trigger: "startup", table: .present(machines: 2)) { _ in done.signal() }
+        _ = try #require(sink.wait { $0.type == "restore.outcome" && $0["machine"] as? String == "early" })
+        // What the worker's graceful stop records, while `late` waits for its order.
+        engine.store.recordShutdown(observations: [(NodeFile.uuid(0), "early", "running"), (NodeFile.uuid(1), "late", "shutoff")])
+        engine.store.flush()
+        let table = try StateTable.parse(Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(table.machines[NodeFile.uuid(1)]?.desired == "running", "late's desired state stands")
+        #expect(done.wait(timeout: .now() + 10) == .success)
+    }
 }
 
 @Suite("Host stop on the test driver")

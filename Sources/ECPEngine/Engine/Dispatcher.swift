@@ -124,6 +124,10 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
     func release(_ job: Job) {
         condition.lock()
         defer { condition.unlock() }
+        releaseLocked(job)
+    }
+
+    private func releaseLocked(_ job: Job) {
         let id = ObjectIdentifier(job)
         guard let keys = lanesOf.removeValue(forKey: id) else { return }
         let held = holders.remove(id) != nil
@@ -138,7 +142,7 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
             if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
         }
         if held, job.isGated, let i = ready.firstIndex(where: { $0 === job }) {
-            // A gated job released before it was admitted (its deadline passed): it never runs.
+            // A gated job released before it was admitted: it never runs.
             ready.remove(at: i)
             gatedReady -= 1
         }
@@ -186,22 +190,24 @@ final class Dispatcher<Job: DispatchJob>: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Removes and returns every job that has not started.
+    /// Removes and returns every job that has not started, freeing their lanes. Gated jobs stay:
+    /// their runs end them, each with an outcome of its own, and they now reach the head of their
+    /// lanes.
     func drainQueued() -> [Job] {
         condition.lock()
         defer { condition.unlock() }
-        // Gated jobs stay: their runs end them, each with an outcome of its own.
         var out = ready.filter { !$0.isGated } + Array(handoff.values)
         ready.removeAll { !$0.isGated }
         handoff.removeAll()
-        // Jobs waiting in lanes (once each, though a job may wait in two); the running ones stay.
-        var seen = Set<ObjectIdentifier>()
+        var seen = Set(out.map(ObjectIdentifier.init))
         for key in Array(lanes.keys) {
-            for job in lanes[key]! where !holders.contains(ObjectIdentifier(job)) && !job.isGated {
+            for job in lanes[key] ?? [] where !holders.contains(ObjectIdentifier(job)) && !job.isGated {
                 if seen.insert(ObjectIdentifier(job)).inserted { out.append(job) }
             }
-            lanes[key]!.removeAll { !holders.contains(ObjectIdentifier($0)) && !$0.isGated }
-            if lanes[key]!.isEmpty { lanes.removeValue(forKey: key) }
+        }
+        // Those waiting in lanes first, so that freeing a held lane hands it to no job of theirs.
+        for job in out.sorted(by: { a, b in !holders.contains(ObjectIdentifier(a)) && holders.contains(ObjectIdentifier(b)) }) {
+            releaseLocked(job)
         }
         return out
     }

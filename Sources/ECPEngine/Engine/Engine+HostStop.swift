@@ -5,7 +5,7 @@ import Logging
 import Threading
 
 /// A host stop under way.
-typealias HostStopRun = MachineRun<HostStopOutcomeMessage, HostStopSummaryMessage>
+typealias HostStopRun = MachineRun<HostStopOutcomeMessage, Result<HostStopSummaryMessage, LibvirtError>>
 
 /// What a host stop did with one machine.
 enum HostStopAction: String, Sendable, CaseIterable {
@@ -22,14 +22,14 @@ extension Engine {
     /// so the restore after the reboot brings back exactly what ran. A host stop asked for while
     /// one runs joins it.
     func hostStop(_ command: Command, completion: @escaping @Sendable (Result<HostStopSummaryMessage, LibvirtError>) -> Void) {
-        let parallel = command.args.parallel ?? restoreSettings.parallel
+        let parallel = runParallel(command.args.parallel ?? restoreSettings.parallel)
         let run: HostStopRun? = restoreState.withLock { state in
             if let current = state.hostStop {
-                current.join { completion(.success($0)) }
+                current.join(completion)
                 return nil
             }
             let run = HostStopRun(trigger: "command", parallel: parallel)
-            run.join { completion(.success($0)) }
+            run.join(completion)
             state.hostStop = run
             return run
         }
@@ -40,7 +40,8 @@ extension Engine {
         WorkerThread.start { [self] in
             if let error = performHostStop(run, command: command) {
                 restoreState.withLock { $0.hostStop = nil }
-                completion(.failure(error))
+                // Every caller, the ones that joined included, learns it could not begin.
+                for waiter in run.finish().waiters { waiter(.failure(error)) }
             }
         }
     }
@@ -87,7 +88,7 @@ extension Engine {
         let machineTimeout = max(restoreSettings.machineTimeoutMs, timeoutMs + 60_000)
         runStages(
             machines, run: run, op: .hostStop, timeoutMs: machineTimeout,
-            act: { [self] machine in
+            act: { [self] machine, _ in
                 stopForHost(machine, run: run, mode: command.args.hostStopMode, timeoutMs: timeoutMs, found: found[machine.uuid])
             },
             timedOut: { machine, begun in
@@ -118,7 +119,7 @@ extension Engine {
             ]) { _, n in n })
         var full = summary
         full.outcomes = outcomes
-        for waiter in run.finish().waiters { waiter(full) }
+        for waiter in run.finish().waiters { waiter(.success(full)) }
         return nil
     }
 

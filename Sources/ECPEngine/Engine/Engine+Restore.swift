@@ -85,7 +85,7 @@ extension Engine {
                 current.join(completion)
                 return nil
             }
-            let run = RestoreRun(trigger: trigger, parallel: restoreSettings.parallel)
+            let run = RestoreRun(trigger: trigger, parallel: runParallel(restoreSettings.parallel))
             run.join(completion)
             state.current = run
             return run
@@ -101,8 +101,9 @@ extension Engine {
 
     private func perform(_ run: RestoreRun, table: StateTableLoad) {
         if run.trigger == "startup" { waitForLibvirt(run) }
-        store.unpinDesired()
         let entries = store.snapshot().machines.sorted { ($0.value.name, $0.key) < ($1.value.name, $1.key) }
+        // A graceful stop before a machine's turn must not replace the desired state it is to get.
+        store.protectDesired(entries.map(\.key))
         let machines = stagedByOrder(entries.map { (uuid: $0.key, name: $0.value.name, entry: $0.value) })
         logger.notice(
             "restore started",
@@ -114,7 +115,7 @@ extension Engine {
         let timeout = restoreSettings.machineTimeoutMs
         runStages(
             machines, run: run, op: .restore, timeoutMs: timeout,
-            act: { [self] machine in restoreMachine(machine, run: run) },
+            act: { [self] machine, abandoned in restoreMachine(machine, run: run, abandoned: abandoned) },
             timedOut: { machine, begun in
                 let record = WorkerErrorRecord.restoreTimeout(machine: machine.name, timeoutMs: timeout)
                 return RestoreOutcomeMessage(
@@ -122,7 +123,10 @@ extension Engine {
                     desired: machine.entry?.desired ?? "shutoff", found: nil, action: RestoreAction.failed.rawValue,
                     error: .worker(record), durationMs: millis(since: begun), order: machine.policy.order)
             },
-            conclude: { [self] outcome in publishOutcome(outcome, run: run) },
+            conclude: { [self] outcome in
+                store.unprotectDesired(outcome.uuid)
+                publishOutcome(outcome, run: run)
+            },
             pauseAfter: { outcomes in
                 // The next order waits for the slowest riser among the machines this one started.
                 let delays = Dictionary(machines.map { ($0.uuid, $0.policy.upDelayMs ?? 0) }) { a, _ in a }
@@ -130,6 +134,8 @@ extension Engine {
             })
 
         let outcomes = run.finish().outcomes
+        // What a host stop recorded has been brought back.
+        store.unpinDesired()
         var counts: [String: Int] = [:]
         for action in RestoreAction.allCases { counts[action.rawValue] = 0 }
         for o in outcomes { counts[o.action, default: 0] += 1 }
@@ -187,7 +193,9 @@ extension Engine {
 
     /// One machine's restore: tried again after a retryable failure, up to its policy's retries,
     /// with the pause doubling from `retryMs`.
-    private func restoreMachine(_ machine: StagedMachine, run: RestoreRun) -> RestoreOutcomeMessage {
+    /// `abandoned` says true once the machine's outcome was given without it (its time ran out):
+    /// then no further try is made, since a command may have changed the machine since.
+    private func restoreMachine(_ machine: StagedMachine, run: RestoreRun, abandoned: @Sendable () -> Bool) -> RestoreOutcomeMessage {
         let begun = monotonicNanos()
         let retries = machine.policy.retries ?? restoreSettings.retries
         var attempt = 1
@@ -205,7 +213,7 @@ extension Engine {
                     "restore.attempt": "\(attempt)", "restore.retries": "\(retries)", "retry.backoff_ms": "\(pauseMs)",
                     "libvirt.code_name": "\(record.codeName)", "error.summary": "\(record.summary)",
                 ])
-            guard run.pause(until: monotonicNanos() + UInt64(pauseMs) * 1_000_000) else { return outcome }
+            guard run.pause(until: monotonicNanos() + UInt64(pauseMs) * 1_000_000), !abandoned() else { return outcome }
             attempt += 1
         }
     }

@@ -127,6 +127,13 @@ final class MachineRun<Outcome: Sendable, Summary: Sendable>: @unchecked Sendabl
 }
 
 extension Engine {
+    /// How many machines of a restore or host stop run at once: as asked, but one of the
+    /// `--max-parallel` threads always stays for the other commands (a host stop's ACPI waits
+    /// and a restore's retry pauses hold their threads).
+    func runParallel(_ wanted: Int) -> Int {
+        min(max(1, wanted), max(1, config.maxParallel - 1))
+    }
+
     /// Logs one machine's outcome of a restore or host stop (an error, a `notable` one as a
     /// warning), publishes the libvirt error record it carries, then the outcome on `restore.`.
     func publishRunOutcome(_ body: Data, error: ErrorRecord?, metadata: Logger.Metadata, message: Logger.Message, notable: Bool) {
@@ -151,16 +158,16 @@ extension Engine {
 
     /// Runs `act` for every machine, stage by stage: each stage's machines in parallel (at most
     /// the gate's `parallel`), the next stage once every outcome of this one is in and
-    /// `pauseAfter` of them has passed. Every machine's job is queued at once, so commands for any
-    /// of them wait for its turn. Returns when every outcome is in.
+    /// `pauseAfter` of them has passed. Every machine's job is queued at once, in stage order, so
+    /// commands for any of them wait for its turn. Returns when every outcome is in.
     ///
     /// - Parameters:
-    ///   - timeoutMs: how long one machine may take from its stage's opening; then `timedOut`
-    ///     gives its outcome (with that opening's instant).
+    ///   - timeoutMs: how long one machine may take once it is admitted; then `timedOut` gives its
+    ///     outcome (with the instant it was admitted), and `act`'s `abandoned` says true from then on.
     ///   - conclude: publishes an outcome; called exactly once per machine.
     func runStages<Outcome: Sendable, Summary: Sendable>(
         _ machines: [StagedMachine], run: MachineRun<Outcome, Summary>, op: Op, timeoutMs: Int,
-        act: @escaping @Sendable (StagedMachine) -> Outcome,
+        act: @escaping @Sendable (StagedMachine, _ abandoned: @escaping @Sendable () -> Bool) -> Outcome,
         timedOut: @escaping @Sendable (StagedMachine, _ begun: UInt64) -> Outcome,
         conclude: @escaping @Sendable (Outcome) -> Void,
         pauseAfter: ([Outcome]) -> Int
@@ -168,8 +175,10 @@ extension Engine {
         let gate = run.gate
         let stageCount = (machines.map(\.stage).max() ?? -1) + 1
         var jobs: [(job: Job, lanes: [String])] = []
-        var stageJobs: [[(job: Job, machine: StagedMachine)]] = Array(repeating: [], count: stageCount)
-        for machine in machines {
+        var perStage = Array(repeating: 0, count: stageCount)
+        // In stage order: two machines that share a lane (a name kept by a stale row) never have
+        // the later stage's job ahead of the earlier one's.
+        for machine in machines.sorted(by: { $0.stage < $1.stage }) {
             let command = Command(id: "\(op.rawValue)-\(run.id)", op: op, machine: machine.name)
             let lanes = Array(Set([MachineDirectory.laneKey(machine.name), MachineDirectory.laneKey(machine.uuid)]))
             let finish: @Sendable (Outcome, Job) -> Void = { [self] outcome, job in
@@ -178,32 +187,26 @@ extension Engine {
                 run.add(outcome)
                 dispatcherRelease(job)
             }
-            let job = Job(command: command, origin: .local, lanes: lanes, stage: (gate, machine.stage)) { job in
-                finish(act(machine), job)
+            let job = Job(command: command, origin: .local, lanes: lanes, stage: (gate, machine.stage)) { [self] job in
+                let admitted = monotonicNanos()
+                // Strongly: the run waits for every machine's outcome, and this one must come.
+                job.schedule(deadlineAfterMilliseconds: timeoutMs, on: deadlines) {
+                    finish(timedOut(machine, admitted), job)
+                }
+                finish(act(machine, { job.isFinished }), job)
             }
             jobs.append((job, lanes))
-            stageJobs[machine.stage].append((job, machine))
+            perStage[machine.stage] += 1
         }
         dispatcherSubmit(jobs)
         var concluded = 0
         for stage in 0..<stageCount {
-            let now = monotonicNanos()
-            for (job, machine) in stageJobs[stage] {
-                // Strongly: the run waits for every machine's outcome, and this one must come.
-                job.schedule(deadlineAfterMilliseconds: timeoutMs, on: deadlines) {
-                    guard job.claim() else { return }
-                    let outcome = timedOut(machine, now)
-                    conclude(outcome)
-                    run.add(outcome)
-                    self.dispatcherRelease(job)
-                }
-            }
             gate.open(through: stage)
             dispatcherReconsider()
-            concluded += stageJobs[stage].count
+            concluded += perStage[stage]
             run.waitForOutcomes(concluded)
             if stage + 1 < stageCount {
-                let stageOutcomes = Array(run.finish().outcomes.suffix(stageJobs[stage].count))
+                let stageOutcomes = Array(run.finish().outcomes.suffix(perStage[stage]))
                 let pause = pauseAfter(stageOutcomes)
                 if pause > 0 { _ = run.pause(until: monotonicNanos() + UInt64(pause) * 1_000_000) }
             }

@@ -62,6 +62,8 @@ final class StateStore: @unchecked Sendable {
     /// Set by a host stop: the desired states it recorded stand, and the graceful stop after it
     /// does not replace them with the (stopped) states it sees. A restore lifts it.
     private var desiredPinned = false
+    /// Machines a running restore has not reached yet: their desired states stand too.
+    private var protectedDesired: Set<String> = []
     /// The pause after a failed write before the next try.
     private let retryNanos: UInt64
     private let metrics: EngineMetrics
@@ -236,6 +238,21 @@ final class StateStore: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// A restore begins: until each of these machines has its outcome, a graceful stop keeps
+    /// its desired state.
+    func protectDesired(_ uuids: [String]) {
+        condition.lock()
+        protectedDesired.formUnion(uuids.map { $0.lowercased() })
+        condition.unlock()
+    }
+
+    /// The restore has given this machine's outcome.
+    func unprotectDesired(_ uuid: String) {
+        condition.lock()
+        protectedDesired.remove(uuid.lowercased())
+        condition.unlock()
+    }
+
     /// A restore ran: graceful stops record desired states again.
     func unpinDesired() {
         condition.lock()
@@ -280,7 +297,7 @@ final class StateStore: @unchecked Sendable {
             if var entry = table.machines[key] {
                 entry.name = o.name
                 entry.observed = o.state
-                if !entry.touchedByCommand && !desiredPinned { entry.desired = o.state }
+                if !entry.touchedByCommand && !desiredPinned && !protectedDesired.contains(key) { entry.desired = o.state }
                 entry.updatedAt = now
                 table.machines[key] = entry
             } else {
