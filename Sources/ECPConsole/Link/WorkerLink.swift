@@ -359,7 +359,7 @@ private struct LinkLoop {
         }
         logger.info(
             "caught up with worker",
-            metadata: ["worker.id": "\(host)", "worker.run": "\(run ?? "-")", "worker.seq": "\(lastSeq)"])
+            metadata: ["worker.id": "\(host)", "worker.run": "\(run ?? "-")", "worker.seq": .stringConvertible(lastSeq)])
         drainBuffer()
     }
 
@@ -472,7 +472,7 @@ private struct LinkLoop {
         if let first = buffer.first?.seq, first > last + 1 {
             let lost = first - last - 1
             logger.warning(
-                "messages lost", metadata: ["worker.id": "\(host)", "worker.run": "\(run ?? "-")", "messages.lost": "\(lost)", "reason": "\(reason)"])
+                "messages lost", metadata: ["worker.id": "\(host)", "worker.run": "\(run ?? "-")", "messages.lost": .stringConvertible(lost), "reason": "\(reason)"])
             lastSeq = first - 1
             link.state.update(host) { model in
                 model.lost += lost
@@ -674,7 +674,7 @@ private struct LinkLoop {
 
     mutating func noteLost(_ count: UInt64) {
         logger.warning(
-            "messages lost", metadata: ["worker.id": "\(host)", "worker.run": "\(run ?? "-")", "messages.lost": "\(count)", "reason": "gone from the worker's replay memory"])
+            "messages lost", metadata: ["worker.id": "\(host)", "worker.run": "\(run ?? "-")", "messages.lost": .stringConvertible(count), "reason": "gone from the worker's replay memory"])
         link.state.update(host) { model in
             model.lost += count
             return [.host(model.id)]
@@ -695,7 +695,7 @@ private struct LinkLoop {
         else { return }
         var metadata: Logger.Metadata = [
             "command.id": "\(record.id)", "command.op": "\(record.action)", "worker.id": "\(record.host)",
-            "command.outcome": "\(record.status.rawValue)", "command.duration_ms": "\(Int((record.durationMs ?? 0).rounded()))",
+            "command.outcome": "\(record.status.rawValue)", "command.duration_ms": .stringConvertible(Int((record.durationMs ?? 0).rounded())),
         ]
         if let user = record.user { metadata["user.name"] = "\(user)" }
         metadata["http.remote"] = "\(record.remote)"

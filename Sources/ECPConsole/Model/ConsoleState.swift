@@ -266,8 +266,9 @@ enum ConsoleEvent {
         case .host: return "host"
         case .machines: return "machines"
         case .machine: return "machine"
-        case .errors: return "errors"
-        case .error: return "error"
+        // Not "error": EventSource dispatches an event of that name as a failure of the stream.
+        case .errors: return "error_list"
+        case .error: return "error_entry"
         case .restore: return "restore"
         case .command: return "command"
         }

@@ -206,6 +206,7 @@ struct HostModel {
 
     /// A result that says a machine's state; returns the row it changed.
     mutating func applyResultState(_ message: JSONValue, seq: UInt64) -> MachineRow? {
+        guard let op = message["op"]?.stringValue, Self.stateOps.contains(op) else { return nil }
         guard message["ok"]?.boolValue == true, let machine = message["machine"]?.stringValue,
             let state = message["state"]?.stringValue, let key = key(of: machine), var row = machines[key],
             seq > row.stateSeq
@@ -222,6 +223,10 @@ struct HostModel {
         machines[key] = row
         return row
     }
+
+    /// The ops whose successful result says the machine's state (an `undefine`'s does not: the
+    /// machine is gone, whatever state it had).
+    static let stateOps: Set<String> = ["start", "shutdown", "destroy", "reboot", "suspend", "resume", "status"]
 
     /// Machines sorted by name, for the page.
     var sortedMachines: [MachineRow] {

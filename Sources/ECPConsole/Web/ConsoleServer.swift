@@ -96,6 +96,7 @@ public final class ConsoleWeb: Sendable {
             return Self.asset(WebAssets.indexHTML, type: "text/html; charset=utf-8")
         }
         router.get("/app.js") { _, _ in Self.asset(WebAssets.appJS, type: "text/javascript; charset=utf-8") }
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         router.get("/style.css") { _, _ in Self.asset(WebAssets.styleCSS, type: "text/css; charset=utf-8") }
         router.get("/login") { [self] request, context in
             if tokens == nil || context.user != nil { return Self.redirect("/") }
@@ -340,7 +341,7 @@ struct ConsoleMiddleware: RouterMiddleware {
     let web: ConsoleWeb
 
     /// Served without authentication: the login form and its style.
-    static let publicPaths: Set<String> = ["/login", "/style.css"]
+    static let publicPaths: Set<String> = ["/login", "/style.css", "/favicon.ico"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response

@@ -13,7 +13,7 @@ extension WebAssets {
         header.top .spacer { flex: 1; }
         header.top .filter input { margin-left: 6px; padding: 3px 6px; border-radius: 4px; border: 1px solid #555; }
         main { padding: 16px 20px 60px; display: grid; gap: 16px; }
-        #hosts { display: grid; gap: 16px; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); }
+        #hosts { display: grid; gap: 16px; grid-template-columns: repeat(auto-fill, minmax(min(100%, 820px), 1fr)); }
         .host, .panel { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; min-width: 0; }
         .host > header { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; margin-bottom: 8px; }
         .host h2, .panel h2 { font-size: 16px; margin: 0; }

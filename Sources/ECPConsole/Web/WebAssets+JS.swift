@@ -83,8 +83,8 @@ extension WebAssets {
             on('host', (d) => updateHost(d));
             on('machines', (d) => { const h = S.hosts.get(d.host); if (h) setMachines(h, d.machines); });
             on('machine', (d) => { const h = S.hosts.get(d.host); if (h) upsertMachine(h, d.machine); });
-            on('errors', (d) => replaceErrors(d.host, d.errors));
-            on('error', (d) => addError(d.error, true));
+            on('error_list', (d) => replaceErrors(d.host, d.errors));
+            on('error_entry', (d) => addError(d.error, true));
             on('restore', (d) => { const h = S.hosts.get(d.host); if (h) renderRestore(h, d.restore); });
             on('command', (d) => onCommand(d.command));
             source.addEventListener('resync', () => { source.close(); S.source = null; load(); });
