@@ -398,6 +398,8 @@ private struct LinkLoop {
     }
 
     mutating func live(_ message: WireMessage) {
+        let newRun = message.run != run
+        if newRun { beginRun(message.run) }
         if message.type == "heartbeat" {
             lastHeartbeat = ConsoleClock.nanos()
             heartbeatMs = message.body["interval_ms"]?.intValue.map { Int(clamping: $0) } ?? heartbeatMs
@@ -417,8 +419,7 @@ private struct LinkLoop {
             stoppedRun = message.run
             tick(now: ConsoleClock.nanos())
         }
-        if message.run != run {
-            beginRun(message.run)
+        if newRun {
             buffer.append(message)
             return
         }
