@@ -84,7 +84,7 @@ public struct ConsoleSettings: Sendable {
 }
 
 /// The running console: its state, its worker links and its web server.
-public struct Console {
+public struct Console: Sendable {
     public let settings: ConsoleSettings
     public let state: ConsoleState
     public let web: ConsoleWeb

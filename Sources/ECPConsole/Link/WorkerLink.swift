@@ -655,6 +655,10 @@ private struct LinkLoop {
             }
             let collected = filling ?? []
             filling = nil
+            link.state.update(host) { model in
+                model.gapsFilled += 1
+                return []
+            }
             if lostCount > 0 { noteLost(lostCount) }
             for message in collected where message.seq > (lastSeq ?? 0) {
                 apply(message)

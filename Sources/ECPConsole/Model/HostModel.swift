@@ -117,6 +117,8 @@ struct HostModel {
     var synced = false
     /// Messages of this run lost for good (gone from the worker's replay memory).
     var lost: UInt64 = 0
+    /// Gaps in the live stream filled from `replay`.
+    var gapsFilled: UInt64 = 0
     var machines: [String: MachineRow] = [:]
     var errors: [ErrorEntry] = []
     var restore = RestoreView()
@@ -317,6 +319,7 @@ struct HostModel {
         w.key("last_heartbeat"); if let lastHeartbeat { w.string(lastHeartbeat) } else { w.null() }
         w.key("synced"); w.bool(synced)
         w.key("lost"); w.int(Int64(clamping: lost))
+        w.key("gaps_filled"); w.int(Int64(clamping: gapsFilled))
     }
 
     func writeMachines(to w: inout JSONWriter) {
