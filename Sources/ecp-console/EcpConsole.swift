@@ -112,6 +112,9 @@ struct EcpConsole: AsyncParsableCommand {
         }
         // A browser or log reader that goes away must not stop the console.
         signal(SIGPIPE, SIG_IGN)
+        // One malloc arena per thread that allocates (glibc's default, up to 8 per core) holds
+        // freed memory apart; two are plenty for a console.
+        limitMallocArenas(2)
         let logger = Logger(label: "ecp-console")
         let console = try Console(settings: settings, logger: logger)
         do {
@@ -122,4 +125,14 @@ struct EcpConsole: AsyncParsableCommand {
         }
         logger.notice("console stopped")
     }
+}
+
+/// glibc's `mallopt(M_ARENA_MAX, n)`, looked up at run time: Swift's Glibc module does not
+/// declare `<malloc.h>`.
+func limitMallocArenas(_ count: Int32) {
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    guard let symbol = dlsym(nil, "mallopt") else { return }
+    let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+    let arenaMax: Int32 = -8  // M_ARENA_MAX
+    _ = mallopt(arenaMax, count)
 }

@@ -68,6 +68,8 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--stats-interval-ms", type=int, default=5000)
+    parser.add_argument("--hold-s", type=float, default=60,
+                        help="seconds the page stays open, samples flowing, before the memory is read")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -154,10 +156,13 @@ def main():
         # Let the answers of those commands arrive before reading the memory.
         WebDriverWait(driver, 30).until(lambda d: all(
             c["status"] != "sent" for c in console.state()["commands"]))
+        hold_until = time.monotonic() + args.hold_s
+        while time.monotonic() < hold_until:  # the console runs on; nothing is synchronised here
+            time.sleep(1)
         memory = rss_kib(console.proc.pid)
         result = {
             "machines": per * args.workers, "workers": args.workers, "rounds": args.rounds,
-            "stats_interval_ms": args.stats_interval_ms,
+            "stats_interval_ms": args.stats_interval_ms, "hold_s": args.hold_s,
             "page_complete_s": round(shown_after, 2),
             "event_to_page_ms": {"p50": percentile(event_ms, 50), "p90": percentile(event_ms, 90),
                                  "p99": percentile(event_ms, 99), "max": max(event_ms),
@@ -177,7 +182,7 @@ def main():
                   f"   target < 200  {'PASS' if e['max'] < 200 else 'MISS'}")
             print(f"accepted (ms):       p50 {a['p50']}  p90 {a['p90']}  p99 {a['p99']}  max {a['max']}"
                   f"   target < 100  {'PASS' if a['max'] < 100 else 'MISS'}")
-            print(f"console memory:      RSS {result['console_rss_mib']} MiB, peak {result['console_peak_rss_mib']} MiB"
+            print(f"console memory after {args.hold_s:.0f} s more: RSS {result['console_rss_mib']} MiB, peak {result['console_peak_rss_mib']} MiB"
                   f"   target < 40  {'PASS' if result['console_peak_rss_mib'] < 40 else 'MISS'}")
     finally:
         if driver:

@@ -317,9 +317,10 @@ struct EventLog: ~Copyable {
     var nextSubscriber = 0
     var closed = false
 
-    /// Changes kept for reconnecting pages: this many, within `ringByteLimit`.
-    static let ringCapacity = 4096
-    static let ringByteLimit = 8 << 20
+    /// Changes kept for reconnecting pages: this many, within `ringByteLimit` (a page that
+    /// was away longer gets a `resync` and reloads the state: as cheap, and memory stays flat).
+    static let ringCapacity = 1024
+    static let ringByteLimit = 1 << 20
     /// Frames a stream may hold for a slow browser; past it the stream ends and the browser
     /// reconnects from the last change it has (EventSource's Last-Event-ID).
     static let subscriberBuffer = 2048

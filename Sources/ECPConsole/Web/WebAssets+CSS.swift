@@ -30,6 +30,8 @@ extension WebAssets {
         table { border-collapse: collapse; width: 100%; }
         th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: middle; }
         th { font-size: 12px; color: var(--muted); font-weight: 600; }
+        th.num { text-align: right; }
+        table.list td:nth-child(-n+3) { white-space: nowrap; }
         td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
         td.name { font-weight: 600; overflow-wrap: anywhere; }
         .machines-wrap { max-height: 520px; overflow: auto; }
