@@ -136,7 +136,7 @@ struct FollowingTests {
         try following([worker]) { state, _ in
             #expect(eventually { synced(state, "follow-d") })
             worker.stop()
-            #expect(eventually(.seconds(2)) { host(state, "follow-d")?["status"] == "down" })
+            #expect(eventually(.seconds(5)) { host(state, "follow-d")?["status"] == "down" })
             #expect(host(state, "follow-d")?["reason"]?.stringValue?.contains("stopping") == true)
         }
     }

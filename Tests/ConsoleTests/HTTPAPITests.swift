@@ -66,7 +66,7 @@ struct HTTPAPITests {
             #expect(accepted.json?["status"] == "accepted")
             let id = try #require(accepted.json?["id"]?.stringValue)
             #expect(id.hasPrefix("con-"))
-            #expect(elapsed < .milliseconds(500), "accepted at once: \(elapsed)")
+            #expect(elapsed < .seconds(2), "accepted at once, not after the worker answered: \(elapsed)")
             #expect(eventually {
                 (try? http("GET", port: port, "/api/state"))?.json?["commands"]?.arrayValue?.contains {
                     $0["id"]?.stringValue == id && $0["status"] == "ok" && $0["state"] == "running"

@@ -82,7 +82,7 @@ final class TestWorker: @unchecked Sendable {
             arguments: [
                 "--worker-id", id, "--libvirt-uri", "test://" + directory.appendingPathComponent("node.xml").path,
                 "--commands", "none", "--events=@\(eventsAddress)", "--control=@\(controlAddress)",
-                "--state-file", directory.appendingPathComponent("state.json").path, "--heartbeat-ms", "100",
+                "--state-file", directory.appendingPathComponent("state.json").path, "--heartbeat-ms", "200",
                 "--stats-interval-ms", "0", "--metrics", "none",
             ] + extra,
             logPath: directory.appendingPathComponent("worker-\(starts).log").path, directory: directory.path)
