@@ -8,27 +8,22 @@ import WorkerLauncher
 /// The console's HTTP API over a real socket, against a real worker.
 @Suite("the console's HTTP API", .serialized)
 struct HTTPAPITests {
-    /// Runs a console for `worker` (with `authFile` when given) on a free port and gives `body`
-    /// the port; the console stops afterwards.
-    static func withConsole(_ worker: TestWorker, authFile: String? = nil, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
-        let settings = try ConsoleSettings(
-            workers: ["\(worker.id)=\(worker.controlAddress),\(worker.eventsAddress)"], serverKeys: [], clientKey: nil,
-            listen: "127.0.0.1:0", authFile: authFile, allowHosts: [], shutdownWaitMs: 1000)
-        let console = try Console(settings: settings, logger: quietLogger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let server = Task { try await console.run { continuation.yield($0) } }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw ConsoleTestError("the console did not start") }
+    /// Runs the `ecp-console` executable for `worker` (with `authFile` when given) on a free
+    /// port and gives `body` the port and the process; the console stops afterwards with exit
+    /// status 0. Its own process: its server never waits on this test process's threads.
+    static func withConsole(
+        _ worker: TestWorker, authFile: String? = nil, _ body: @escaping @Sendable (Int, ConsoleProcess) throws -> Void
+    ) async throws {
+        var arguments = ["--worker", "\(worker.id)=\(worker.controlAddress),\(worker.eventsAddress)", "--shutdown-wait-ms", "1000"]
+        if let authFile { arguments += ["--auth", authFile] }
+        let console = try ConsoleProcess(arguments: arguments)
         do {
-            // The checks block (sockets, waits): off Swift's thread pool, which the server needs.
-            try await offPool { try body(port) }
+            try await offPool { try body(console.port, console) }
         } catch {
-            server.cancel()
-            _ = try? await server.value
+            _ = console.stop()
             throw error
         }
-        server.cancel()
-        try await server.value
+        #expect(console.stop() == 0, "the console exits 0 on SIGTERM\n\(console.log)")
     }
 
     static func csrf(_ port: Int, headers: [String: String] = [:]) throws -> String {
@@ -42,7 +37,7 @@ struct HTTPAPITests {
         let worker = try TestWorker(id: "api-a", machines: FollowingTests.machines)
         try worker.start()
         defer { worker.stop() }
-        try await Self.withConsole(worker) { port in
+        try await Self.withConsole(worker) { port, console in
             let page = try http("GET", port: port, "/")
             #expect(page.status == 200)
             #expect(page.headers["content-security-policy"]?.contains("default-src 'self'") == true)
@@ -73,6 +68,15 @@ struct HTTPAPITests {
                 } == true
             })
             #expect(try worker.command("status", machine: "web1")["state"] == "running")
+            // Who did what, in the log.
+            #expect(eventually {
+                console.entries.contains { $0["msg"] == "command answered" && $0["command.id"]?.stringValue == id }
+            })
+            let answered = console.entries.first { $0["msg"] == "command answered" && $0["command.id"]?.stringValue == id }
+            #expect(answered?["command.outcome"] == "ok")
+            #expect(answered?["machine.name"] == "web1")
+            #expect(answered?["worker.id"] == "api-a")
+            #expect(answered?["http.remote"]?.stringValue?.hasPrefix("127.0.0.1:") == true)
 
             // Unknown hosts and actions, and a name that is not one.
             #expect(try http("POST", port: port, "/api/hosts/nohost/machines/web1/start", headers: ["X-CSRF-Token": token]).status == 404)
@@ -90,7 +94,7 @@ struct HTTPAPITests {
         let worker = try TestWorker(id: "api-b", machines: FollowingTests.machines)
         try worker.start()
         defer { worker.stop() }
-        try await Self.withConsole(worker) { port in
+        try await Self.withConsole(worker) { port, console in
             #expect(eventually {
                 let h = (try? http("GET", port: port, "/api/state"))?.json?["hosts"]?.arrayValue?.first
                 return h?["synced"] == .bool(true) && h?["status"] == "up"
@@ -117,6 +121,16 @@ struct HTTPAPITests {
         }
     }
 
+    @Test("the executable refuses to listen beyond loopback without --auth, and says why")
+    func refusesOpenListen() async throws {
+        try await offPool {
+            let error = #expect(throws: ConsoleTestError.self) {
+                try ConsoleProcess(arguments: ["--worker", "h=tcp://127.0.0.1:1,tcp://127.0.0.1:2", "--listen", "0.0.0.0:0"])
+            }
+            #expect(error?.description.contains("needs --auth FILE") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test("with --auth: the page and the API need a token; a bearer token or the login form's cookie")
     func authentication() async throws {
         let worker = try TestWorker(id: "api-c", machines: FollowingTests.machines)
@@ -126,7 +140,7 @@ struct HTTPAPITests {
         try "alice:0123456789abcdef0123456789\n".write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o600)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try await Self.withConsole(worker, authFile: path) { port in
+        try await Self.withConsole(worker, authFile: path) { port, console in
             let page = try http("GET", port: port, "/")
             #expect(page.status == 303)
             #expect(page.headers["location"] == "/login")
@@ -157,6 +171,9 @@ struct HTTPAPITests {
                 try http("POST", port: port, "/api/hosts/api-c/machines/db1/suspend", headers: ["Cookie": session, "X-CSRF-Token": token]).status
                     == 202)
             #expect(eventually { (try? worker.command("status", machine: "db1"))?["state"] == "paused" })
+            #expect(eventually {
+                console.entries.contains { $0["msg"] == "command answered" && $0["user.name"] == "alice" && $0["machine.name"] == "db1" }
+            })
         }
     }
 }

@@ -25,17 +25,22 @@ let packageRoot: URL = {
 }()
 
 /// `ecp-worker`: $ECP_WORKER_BIN, else beside the test binary, else the debug build.
-func workerBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["ECP_WORKER_BIN"], !path.isEmpty { return path }
+func workerBinary() throws -> String { try builtBinary("ecp-worker", variable: "ECP_WORKER_BIN") }
+
+/// `ecp-console`: $ECP_CONSOLE_BIN, else beside the test binary, else the debug build.
+func consoleBinary() throws -> String { try builtBinary("ecp-console", variable: "ECP_CONSOLE_BIN") }
+
+func builtBinary(_ name: String, variable: String) throws -> String {
+    if let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty { return path }
     var candidates: [String] = []
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         for _ in 0..<4 {
-            candidates.append(dir.appendingPathComponent("ecp-worker").path)
+            candidates.append(dir.appendingPathComponent(name).path)
             dir.deleteLastPathComponent()
         }
     }
-    candidates.append(packageRoot.appendingPathComponent(".build/debug/ecp-worker").path)
+    candidates.append(packageRoot.appendingPathComponent(".build/debug/\(name)").path)
     for path in candidates {
         var isDirectory: ObjCBool = false
         if FileManager.default.isExecutableFile(atPath: path), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
@@ -44,7 +49,7 @@ func workerBinary() throws -> String {
             return path
         }
     }
-    throw ConsoleTestError("ecp-worker not found (swift build --product ecp-worker, or set ECP_WORKER_BIN): \(candidates)")
+    throw ConsoleTestError("\(name) not found (swift build --product \(name), or set \(variable)): \(candidates)")
 }
 
 /// A real worker on a test-driver node file of its own, on fixed free ports so that it can be
@@ -224,5 +229,72 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
         }
         thread.stackSize = 1 << 20
         thread.start()
+    }
+}
+
+/// An `ecp-console` process on a free port of 127.0.0.1; its log lines are kept.
+final class ConsoleProcess: @unchecked Sendable {
+    let process = Process()
+    private(set) var port = 0
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    init(arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: try consoleBinary())
+        process.arguments = ["--listen", "127.0.0.1:0"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ECP_") }
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let reader = pipe.fileHandleForReading
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            var pending = Data()
+            var signalled = false
+            while true {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                pending += chunk
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending = Data(pending[pending.index(after: newline)...])
+                    lock.withLock { lines.append(line) }
+                    if !signalled, line.contains("\"console listening\""), let url = JSONValue.parse(bytes: Array(line.utf8))?["http.url"]?.stringValue,
+                        let port = Int(url.split(separator: ":").last?.filter(\.isNumber) ?? "")
+                    {
+                        lock.withLock { self.port = port }
+                        signalled = true
+                        ready.signal()
+                    }
+                }
+            }
+            if !signalled { ready.signal() }
+        }
+        thread.start()
+        _ = ready.wait(timeout: .now() + 30)
+        guard lock.withLock({ port }) != 0 else {
+            process.terminate()
+            throw ConsoleTestError("the console did not start:\n\(log)")
+        }
+    }
+
+    var log: String { lock.withLock { lines.joined(separator: "\n") } }
+
+    /// The log lines decoded.
+    var entries: [JSONValue] { lock.withLock { lines.compactMap { JSONValue.parse(bytes: Array($0.utf8)) } } }
+
+    /// SIGTERM; the exit status.
+    func stop() -> Int32 {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
     }
 }
