@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "ecp-worker", targets: ["ecp-worker"]),
         .executable(name: "ecpctl", targets: ["ecpctl"]),
         .executable(name: "ecp-bench", targets: ["ecp-bench"]),
+        .executable(name: "ecp-console", targets: ["ecp-console"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "Libvirt", targets: ["Libvirt"]),
     ],
@@ -101,6 +102,27 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The web console: a client of any number of workers with a web page of its own. Nothing
+        // of the worker links it.
+        .target(
+            name: "ECPConsole",
+            dependencies: [
+                "ZeroMQ", "ECPProtocol", "Threading",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "ecp-console",
+            dependencies: [
+                "ECPConsole", "ZeroMQ", "ECPProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt", "WorkerLauncher"]),
         .testTarget(name: "ECPProtocolTests", dependencies: ["ECPProtocol"]),
@@ -112,5 +134,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["ZeroMQ", "ECPProtocol", "WorkerLauncher"]),
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: [
+                "ECPConsole", "ZeroMQ", "ECPProtocol", "WorkerLauncher",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the worker needs on a Debian machine, and nothing that is already there.
 #   scripts/install-deps.sh           build and run: libzmq and libvirt headers
-#   scripts/install-deps.sh --test    also what the tests need (Python client, QEMU under libvirtd)
+#   scripts/install-deps.sh --test    also what the tests need (Python client, QEMU under libvirtd,
+#                                     headless Chromium for the web console)
 set -euo pipefail
 
 want=(libzmq3-dev libvirt-dev pkg-config)
@@ -9,11 +10,12 @@ if [[ "${1:-}" == "--test" ]]; then
   # libvirtd and virtlogd come from libvirt-daemon, which the QEMU driver package does not pull
   # in; busybox-static and cpio build the test guest's initramfs (scripts/test-guest.sh);
   # systemd brings systemd-analyze, which checks the units in scripts/systemd (it needs no
-  # running systemd).
+  # running systemd); Chromium, its driver and Selenium run the web console's browser tests
+  # (Tests/console), headless.
   want+=(libvirt-clients python3 python3-zmq python3-jsonschema python3-pytest
          prometheus python3-prometheus-client
          libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 busybox-static cpio
-         systemd)
+         systemd chromium chromium-driver python3-selenium)
 fi
 
 missing=()

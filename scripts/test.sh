@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test: the Swift suites (units, libvirt test driver,
-# ZeroMQ over real sockets, the worker end to end) and the Python conformance client.
+# ZeroMQ over real sockets, the worker end to end, the web console), the Python conformance
+# client, and the web console in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
@@ -29,10 +30,16 @@ echo "test: build took $(( $(date +%s) - start )) s"
 
 export ECP_WORKER_BIN="$PWD/.build/debug/ecp-worker"
 export ECPCTL_BIN="$PWD/.build/debug/ecpctl"
+export ECP_CONSOLE_BIN="$PWD/.build/debug/ecp-console"
 swift test --skip-build 2>&1 | tee .build/swift-test.log
 [[ ${PIPESTATUS[0]} -eq 0 ]] || exit 1
 
 /usr/bin/python3 -m pytest -q Tests/conformance 2>&1 | tee .build/pytest.log
+
+# The web console against two workers, in headless Chromium; screenshots in
+# .build/console-artifacts (ECP_TEST_ARTIFACTS elsewhere).
+export ECP_TEST_ARTIFACTS="${ECP_TEST_ARTIFACTS:-$PWD/.build/console-artifacts}"
+/usr/bin/python3 -m pytest -q Tests/console 2>&1 | tee .build/pytest-console.log
 
 # A short fuzz run of the command decoder: it must find nothing (ECP_FUZZ_SECONDS=0 skips it).
 fuzz_seconds="${ECP_FUZZ_SECONDS:-60}"
@@ -41,5 +48,6 @@ if [[ "$fuzz_seconds" != "0" ]]; then
 fi
 swift_passed=$(grep -oE "Test run with [0-9]+ tests" .build/swift-test.log | grep -oE "[0-9]+" | tail -1)
 python_passed=$(grep -oE "^[0-9]+ passed" .build/pytest.log | grep -oE "[0-9]+" | tail -1)
-echo "test: Swift $swift_passed tests, Python conformance $python_passed tests, fuzzing ${fuzz_seconds} s; $(( $(date +%s) - start )) s in all"
-echo "$(( ${swift_passed:-0} + ${python_passed:-0} )) passed, 0 failed"
+console_passed=$(grep -oE "^[0-9]+ passed" .build/pytest-console.log | grep -oE "[0-9]+" | tail -1)
+echo "test: Swift $swift_passed tests, Python conformance $python_passed tests, web console $console_passed tests, fuzzing ${fuzz_seconds} s; $(( $(date +%s) - start )) s in all"
+echo "$(( ${swift_passed:-0} + ${python_passed:-0} + ${console_passed:-0} )) passed, 0 failed"
