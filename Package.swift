@@ -61,7 +61,12 @@ let package = Package(
         ),
         // Starting a worker on the libvirt test driver, for ecp-bench and the tests.
         .target(name: "WorkerLauncher", dependencies: ["ZeroMQ"]),
-        // The worker: an engine wired to a transport, as a service; its configuration and logs.
+        // One JSON object (or a line for people) per log record: the worker's and the console's logs.
+        .target(
+            name: "StructuredLogging",
+            dependencies: ["ECPProtocol", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The worker: an engine wired to a transport, as a service; its configuration.
         .target(
             name: "ECPWorker",
             dependencies: [
@@ -77,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "ecp-worker",
             dependencies: [
-                "ECPWorker", "ECPEngine",
+                "ECPWorker", "ECPEngine", "StructuredLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -117,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "ecp-console",
             dependencies: [
-                "ECPConsole", "ZeroMQ", "ECPProtocol",
+                "ECPConsole", "ZeroMQ", "ECPProtocol", "StructuredLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ECPConsole
 import Logging
+import StructuredLogging
 
 #if canImport(Glibc)
 import Glibc
@@ -108,7 +109,7 @@ struct EcpConsole: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
-            json ? ConsoleJSONLogHandler(label: label, level: level) as any LogHandler : ConsoleTextLogHandler(level: level)
+            json ? JSONLogHandler(label: label, level: level) as any LogHandler : TextLogHandler(label: label, level: level)
         }
         // A browser or log reader that goes away must not stop the console.
         signal(SIGPIPE, SIG_IGN)

@@ -5,6 +5,7 @@ import ECPWorker
 import FoundationEssentials
 import Glibc
 import Logging
+import StructuredLogging
 import ServiceLifecycle
 import UnixSignals
 

@@ -1,5 +1,4 @@
 import ECPProtocol
-import Threading
 import FoundationEssentials
 import Logging
 import Synchronization
