@@ -265,10 +265,14 @@ def test_restarted_worker_is_shown_down_then_caught_up(console, workers, driver,
 
 def test_logs_who_did_what(console, workers):
     a, _ = workers
-    answered = console.wait_log(lambda e: e.get("msg") == "command answered" and e.get("machine.name") == "db1"
-                                and e.get("command.op") == "suspend")
+    token = console.state()["csrf"]
+    status, _, body = console.request("POST", f"/api/hosts/{a.id}/machines/db1/suspend", {"X-CSRF-Token": token})
+    assert status == 202, body
+    command_id = json.loads(body)["id"]
+    answered = console.wait_log(lambda e: e.get("msg") == "command answered" and e.get("command.id") == command_id)
     assert answered is not None, console.log_text()
     assert answered["command.outcome"] == "ok" and answered["worker.id"] == a.id
+    assert answered["machine.name"] == "db1" and answered["command.op"] == "suspend"
     assert answered["command.id"].startswith("con-")
     assert answered["http.remote"].startswith("127.0.0.1:")
     sent = console.wait_log(lambda e: e.get("msg") == "command sent" and e.get("command.id") == answered["command.id"])

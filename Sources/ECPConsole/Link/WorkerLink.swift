@@ -139,6 +139,8 @@ private struct LinkLoop {
     struct Request {
         var kind: Pending
         var deadline: UInt64
+        /// A replay's `since_seq`, so that a page that does not move on is not asked for again.
+        var since: Int64? = nil
     }
 
     let link: WorkerLink
@@ -197,7 +199,12 @@ private struct LinkLoop {
                     [.socket(sub), .socket(dealer), .fileDescriptor(link.wakeDescriptor)], timeoutMs: link.timing.tickMs)
             } catch {
                 logger.error("worker connection failed", metadata: ["worker.id": "\(host)", "error": "\(error)"])
-                return
+                // The page must not go on showing a host that nothing follows any more.
+                setStatus(up: false, reason: "the console stopped following it: \(error)")
+                for command in link.takeOutbox() {
+                    finishCommand(id: command.id, status: .notSent, reply: nil, problem: "not sent: the console stopped following this worker")
+                }
+                break
             }
             if events[2].contains(.readable) {
                 for command in link.takeOutbox() { send(command) }
@@ -283,7 +290,9 @@ private struct LinkLoop {
         }
         w.endObject()
         guard sendFrames(w.bytes) else { return false }
-        requests[id] = Request(kind: kind, deadline: ConsoleClock.nanos() + UInt64(link.timing.requestTimeoutMs) * 1_000_000)
+        requests[id] = Request(
+            kind: kind, deadline: ConsoleClock.nanos() + UInt64(link.timing.requestTimeoutMs) * 1_000_000,
+            since: args["since_seq"]?.intValue)
         return true
     }
 
@@ -402,7 +411,8 @@ private struct LinkLoop {
         if newRun { beginRun(message.run) }
         if message.type == "heartbeat" {
             lastHeartbeat = ConsoleClock.nanos()
-            heartbeatMs = message.body["interval_ms"]?.intValue.map { Int(clamping: $0) } ?? heartbeatMs
+            // The protocol's range (100 ms to an hour); anything else from the wire is ignored.
+            if let ms = message.body["interval_ms"]?.intValue, (1...3_600_000).contains(ms) { heartbeatMs = Int(ms) }
             if stoppedRun != message.run { stoppedRun = nil }
             let libvirt = message.body["libvirt"]?.stringValue
             let ts = message.body["ts"]?.stringValue
@@ -479,6 +489,10 @@ private struct LinkLoop {
                 model.lost += lost
                 return [.host(model.id)]
             }
+            // Machine states may have changed unseen: take a new sample.
+            synced = false
+            startSync()
+            return
         }
         drainBuffer()
     }
@@ -611,7 +625,8 @@ private struct LinkLoop {
                 return []
             }
             let next = data["next_seq"]?.intValue ?? 0
-            if data["more"]?.boolValue == true {
+            let asked = request.since ?? 0
+            if data["more"]?.boolValue == true, next > asked {
                 if !ask(
                     .errors, op: "replay",
                     args: ["since_seq": .int(next), "limit": .int(Int64(link.timing.replayPage)), "topics": ["error."]])
@@ -627,6 +642,8 @@ private struct LinkLoop {
                 return
             }
             let since = lastSeq ?? 0
+            // Whether this is the first page of the fill, before its messages are collected.
+            let firstPage = (filling ?? []).isEmpty
             for item in data["messages"]?.arrayValue ?? [] {
                 guard let message = item["message"], let wire = WireMessage(topic: item["topic"]?.stringValue ?? "", body: message)
                 else { continue }
@@ -635,7 +652,7 @@ private struct LinkLoop {
             let next = UInt64(max(0, data["next_seq"]?.intValue ?? 0))
             let oldest = UInt64(max(0, data["oldest_seq"]?.intValue ?? 0))
             var lostCount: UInt64 = 0
-            if data["truncated"]?.boolValue == true, oldest > since + 1, (filling ?? []).isEmpty {
+            if data["truncated"]?.boolValue == true, oldest > since + 1, firstPage {
                 lostCount = oldest - since - 1
             }
             if data["more"]?.boolValue == true, next > since {

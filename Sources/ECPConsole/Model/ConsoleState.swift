@@ -344,7 +344,11 @@ struct EventLog: ~Copyable {
     mutating func broadcast(_ frame: [UInt8]) {
         var overflowed: [Int] = []
         for (id, continuation) in subscribers {
-            if case .dropped = continuation.yield(frame) { overflowed.append(id) }
+            switch continuation.yield(frame) {
+            // Too far behind, or its stream is gone (the page left without its body running).
+            case .dropped, .terminated: overflowed.append(id)
+            default: break
+            }
         }
         for id in overflowed { subscribers.removeValue(forKey: id)?.finish() }
     }
