@@ -222,7 +222,9 @@ extension Engine {
     private func restoreAttempt(_ machine: StagedMachine, run: RestoreRun, begun: UInt64) -> RestoreOutcomeMessage {
         let uuid = machine.uuid
         let name = machine.name
-        let desired = machine.entry?.desired ?? "shutoff"
+        // Read now, holding the machine's lanes: a command that ran between the restore's start and
+        // this machine's turn may have changed what it should be.
+        let desired = store.entry(uuid)?.desired ?? machine.entry?.desired ?? "shutoff"
         func outcome(_ found: DomainState?, _ action: RestoreAction, _ error: ErrorRecord? = nil, fromSave: Bool = false) -> RestoreOutcomeMessage {
             RestoreOutcomeMessage(
                 restoreId: run.id, trigger: run.trigger, machine: name, uuid: uuid, desired: desired,

@@ -174,6 +174,13 @@ final class StateStore: @unchecked Sendable {
         return table
     }
 
+    /// One machine's row as it stands in memory.
+    func entry(_ uuid: String) -> StateTable.Entry? {
+        condition.lock()
+        defer { condition.unlock() }
+        return table.machines[uuid.lowercased()]
+    }
+
     /// Records what a command asked for (and what it left); `durable` runs once it is on disk
     /// (with false if the write failed).
     func recordIntent(uuid: String, name: String, desired: String?, observed: String?, remove: Bool, durable: @escaping @Sendable (Bool) -> Void) {
