@@ -180,15 +180,9 @@ public struct CommandDecoder: Sendable {
                 args.paused = b
             }
         case .shutdown:
-            if let v = object["wait_ms"], v != .null {
-                if let text = RawCommand.outOfRangeInteger(v) {
-                    return bad("wait_ms", "args.wait_ms must be between 0 and \(limits.maxDurationMs), got \(text), out of range")
-                }
-                guard case .int(let n) = v else { return bad("wait_ms", "args.wait_ms must be an integer, got \(v.typeDescription)") }
-                guard n >= 0, n <= Int64(limits.maxDurationMs) else {
-                    return bad("wait_ms", "args.wait_ms must be between 0 and \(limits.maxDurationMs), got \(n)")
-                }
-                args.waitMs = Int(n)
+            switch integer(object, "wait_ms", 0...limits.maxDurationMs) {
+            case .success(let n): args.waitMs = n
+            case .failure(let e): return .failure(e)
             }
             if let v = object["force"], v != .null {
                 guard let b = v.boolValue else { return bad("force", "args.force must be a boolean, got \(v.typeDescription)") }
@@ -220,16 +214,9 @@ public struct CommandDecoder: Sendable {
                 guard n >= 0 else { return bad("since_seq", "args.since_seq must be 0 or more, got \(n)") }
                 args.sinceSeq = UInt64(n)
             }
-            if let v = object["limit"], v != .null {
-                let range = 1...ReplayLimits.maxPage
-                if let text = RawCommand.outOfRangeInteger(v) {
-                    return bad("limit", "args.limit must be between 1 and \(range.upperBound), got \(text), out of range")
-                }
-                guard case .int(let n) = v else { return bad("limit", "args.limit must be an integer, got \(v.typeDescription)") }
-                guard range.contains(Int(clamping: n)) else {
-                    return bad("limit", "args.limit must be between 1 and \(range.upperBound), got \(n)")
-                }
-                args.limit = Int(n)
+            switch integer(object, "limit", 1...ReplayLimits.maxPage) {
+            case .success(let n): args.limit = n
+            case .failure(let e): return .failure(e)
             }
             if let v = object["topics"], v != .null {
                 guard let list = v.arrayValue else { return bad("topics", "args.topics must be an array of topic prefixes, got \(v.typeDescription)") }
@@ -293,31 +280,31 @@ public struct CommandDecoder: Sendable {
                 }
                 args.hostStopMode = mode
             }
-            if let v = object["timeout_ms"], v != .null {
-                if let text = RawCommand.outOfRangeInteger(v) {
-                    return bad("timeout_ms", "args.timeout_ms must be between 0 and \(limits.maxDurationMs), got \(text), out of range")
-                }
-                guard case .int(let n) = v else { return bad("timeout_ms", "args.timeout_ms must be an integer, got \(v.typeDescription)") }
-                guard n >= 0, n <= Int64(limits.maxDurationMs) else {
-                    return bad("timeout_ms", "args.timeout_ms must be between 0 and \(limits.maxDurationMs), got \(n)")
-                }
-                args.hostStopTimeoutMs = Int(n)
+            switch integer(object, "timeout_ms", 0...limits.maxDurationMs) {
+            case .success(let n): args.hostStopTimeoutMs = n
+            case .failure(let e): return .failure(e)
             }
-            if let v = object["parallel"], v != .null {
-                let range = 1...CommandLimits.maxParallel
-                if let text = RawCommand.outOfRangeInteger(v) {
-                    return bad("parallel", "args.parallel must be between 1 and \(range.upperBound), got \(text), out of range")
-                }
-                guard case .int(let n) = v else { return bad("parallel", "args.parallel must be an integer, got \(v.typeDescription)") }
-                guard range.contains(Int(clamping: n)) else {
-                    return bad("parallel", "args.parallel must be between 1 and \(range.upperBound), got \(n)")
-                }
-                args.parallel = Int(n)
+            switch integer(object, "parallel", 1...CommandLimits.maxParallel) {
+            case .success(let n): args.parallel = n
+            case .failure(let e): return .failure(e)
             }
         default:
             break
         }
         return .success(args)
+    }
+
+    /// An integer argument within `range`; nil when absent or null.
+    private func integer(_ object: [String: JSONValue], _ name: String, _ range: ClosedRange<Int>) -> Result<Int?, RequestError> {
+        guard let v = object[name], v != .null else { return .success(nil) }
+        func bad(_ detail: String) -> Result<Int?, RequestError> {
+            .failure(RequestError(reason: .invalidField, field: "args.\(name)", detail: detail))
+        }
+        let between = "args.\(name) must be between \(range.lowerBound) and \(range.upperBound)"
+        if let text = RawCommand.outOfRangeInteger(v) { return bad("\(between), got \(text), out of range") }
+        guard case .int(let n) = v else { return bad("args.\(name) must be an integer, got \(v.typeDescription)") }
+        guard range.contains(Int(clamping: n)) else { return bad("\(between), got \(n)") }
+        return .success(Int(n))
     }
 
     /// Whether `xml` holds `<!DOCTYPE`, in any case. It is looked for anywhere, not only in the

@@ -177,13 +177,9 @@ extension Engine {
         } catch let error as LibvirtError {
             if let c = try? session.connection() { session.noteFailure(error, on: c) }
             return outcome(current, .failed, .libvirt(E2LibvirtErrorRecord(error, id: nil, op: nil, machine: nil, action: action)))
-        } catch let failure as OpFailure {
-            switch failure {
-            case .libvirt(let error, _):
-                return outcome(current, .failed, .libvirt(E2LibvirtErrorRecord(error, id: nil, op: nil, machine: nil, action: action)))
-            case .worker(let record):
-                return outcome(current, .failed, .worker(record))
-            }
+        } catch OpFailure.worker(let record) {
+            // A waiting shutdown's own error; its libvirt errors are thrown as they are.
+            return outcome(current, .failed, .worker(record))
         } catch {
             return outcome(current, .failed, .worker(.internalError(action: action, error: error)))
         }
